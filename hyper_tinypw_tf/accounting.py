@@ -1,0 +1,212 @@
+"""Packed flash bytes of a model, by component, from the tensors each layer declares it stores.
+
+``packed_bytes(model)`` lists every stored tensor (a generator shared by many layers once),
+and the report sums them. Rendering is separate from counting: ``ByteReport.rows()`` returns
+the numbers, ``ByteReport.table()`` draws them. A layer this module does not know raises: a
+byte count that silently skips weights would be a wrong claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.layers import HyperPWConv2D
+from hyper_tinypw_tf.storage import (
+    CLASSIFIER,
+    COMPONENTS,
+    DEPTHWISE,
+    GENERATED_COMPONENTS,
+    STEM,
+    STORED_PW,
+    StoredTensor,
+    channel_metadata,
+)
+
+WEIGHT_BITS = 8
+
+# Layers that store nothing in flash once exported (BatchNorm folds into the conv before it).
+_WEIGHTLESS = (
+    keras.layers.InputLayer,
+    keras.layers.BatchNormalization,
+    keras.layers.ReLU,
+    keras.layers.Activation,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.MaxPooling2D,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+    keras.layers.Dropout,
+    keras.layers.Softmax,
+    keras.layers.Add,
+)
+
+
+def _unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The user's layer inside a tfmot wrapper (QuantizeWrapper / QuantizeAnnotate)."""
+    while hasattr(layer, "layer") and isinstance(layer.layer, keras.layers.Layer):
+        layer = layer.layer
+    return layer
+
+
+def _conv_tensors(layer: keras.layers.Layer, component: str) -> list[StoredTensor]:
+    kernel = layer.depthwise_kernel if component == DEPTHWISE else layer.kernel
+    kernel_shape = tuple(int(d) for d in kernel.shape)
+    channels = kernel_shape[-1] * (kernel_shape[-2] if component == DEPTHWISE else 1)
+    return [
+        StoredTensor(f"{layer.name}/kernel", kernel_shape, WEIGHT_BITS, component),
+        *channel_metadata(layer.name, channels, channels),
+    ]
+
+
+def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
+    """What one layer stores, excluding a shared generator (counted once per model)."""
+    layer = _unwrap(layer)
+    if isinstance(layer, HyperPWConv2D):
+        return [
+            *layer.generator.layer_tensors(layer.name, layer.in_channels, layer.filters),
+            *channel_metadata(layer.name, layer.filters, layer.filters),
+        ]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return _conv_tensors(layer, DEPTHWISE)
+    if isinstance(layer, keras.layers.Conv2D):
+        pointwise = tuple(layer.kernel_size) == (1, 1)
+        return _conv_tensors(layer, STORED_PW if pointwise else STEM)
+    if isinstance(layer, keras.layers.Dense):
+        shape = tuple(int(d) for d in layer.kernel.shape)
+        return [
+            StoredTensor(f"{layer.name}/kernel", shape, WEIGHT_BITS, CLASSIFIER),
+            *channel_metadata(layer.name, shape[-1], 1),
+        ]
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return []  # folded into the conv before it
+    if isinstance(layer, _WEIGHTLESS) and not layer.weights:
+        return []
+    raise ValueError(
+        f"packed_bytes: layer {layer.name!r} of type {type(layer).__name__} is not supported; "
+        "its stored bytes are unknown."
+    )
+
+
+@dataclass(frozen=True)
+class ByteReport:
+    """Stored tensors of a model and what they add up to."""
+
+    tensors: tuple[StoredTensor, ...]
+    replaced_pw_bytes: int = 0  # int8 bytes the generated PW kernels would take if stored
+    name: str = "model"
+
+    @property
+    def total(self) -> int:
+        """Packed bytes of every stored tensor."""
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def by_component(self) -> dict[str, int]:
+        """Bytes per component, in report order (components with no tensor omitted)."""
+        sums = {c: 0 for c in COMPONENTS}
+        for t in self.tensors:
+            sums[t.component] += t.nbytes
+        return {c: b for c, b in sums.items() if any(t.component == c for t in self.tensors)}
+
+    def bits_of(self, component: str) -> list[int]:
+        """The distinct bit widths stored in a component."""
+        return sorted({t.bits for t in self.tensors if t.component == component})
+
+    @property
+    def generated_bytes(self) -> int:
+        """Generator, heads, codes and synthesis parameters: the cost of generating PW kernels."""
+        return sum(t.nbytes for t in self.tensors if t.component in GENERATED_COMPONENTS)
+
+    @property
+    def pw_bytes(self) -> int:
+        """Stored INT8 PW kernels of this model."""
+        return sum(t.nbytes for t in self.tensors if t.component == STORED_PW)
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """(component, bits, bytes) rows, then the total."""
+        rows = [
+            (c, "/".join(str(b) for b in self.bits_of(c)), n) for c, n in self.by_component.items()
+        ]
+        return [*rows, ("total", "", self.total)]
+
+    def table(self) -> str:
+        """The report as a fixed-width table."""
+        lines = [f"Packed bytes: {self.name}", f"{'component':<32}{'bits':>8}{'bytes':>12}"]
+        lines += [f"{c:<32}{b:>8}{n:>12,}" for c, b, n in self.rows()]
+        if self.replaced_pw_bytes:
+            ratio = self.replaced_pw_bytes / max(self.generated_bytes, 1)
+            lines.append(
+                f"generated PW: {self.generated_bytes:,} bytes (generator+heads+codes+params) replace "
+                f"{self.replaced_pw_bytes:,} bytes of INT8 PW kernels: 1/{ratio:.1f}"
+            )
+        return "\n".join(lines)
+
+    def summary(self, print_fn: Callable[[str], None] = print) -> None:
+        """Print the table."""
+        print_fn(self.table())
+
+
+def packed_bytes(model: keras.Model) -> ByteReport:
+    """Count the packed flash bytes of a built model, shared generators once.
+
+    Raises:
+      ValueError: if the model is not built or holds a layer whose storage is unknown.
+    """
+    if not model.built:
+        raise ValueError(f"packed_bytes: model {model.name!r} is not built; call it on an input or build() it first.")
+    tensors: list[StoredTensor] = []
+    shared: dict[int, object] = {}
+    replaced = 0
+    for layer in model.layers:
+        inner = _unwrap(layer)
+        tensors += layer_tensors(inner)
+        if isinstance(inner, HyperPWConv2D):
+            replaced += StoredTensor("kernel", (inner.filters, inner.in_channels), WEIGHT_BITS, STORED_PW).nbytes
+            if id(inner.generator) not in shared:
+                shared[id(inner.generator)] = inner.generator
+                tensors += inner.generator.shared_tensors()
+    return ByteReport(tuple(tensors), replaced, model.name)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A stored and a hyper model of the same backbone."""
+
+    stored: ByteReport
+    hyper: ByteReport
+
+    @property
+    def ratio(self) -> float:
+        return self.stored.total / self.hyper.total
+
+    def table(self) -> str:
+        comps = [c for c in COMPONENTS if c in self.stored.by_component or c in self.hyper.by_component]
+        lines = [f"{'component':<32}{'stored':>12}{'hyper':>12}"]
+        for c in comps:
+            lines.append(f"{c:<32}{self.stored.by_component.get(c, 0):>12,}{self.hyper.by_component.get(c, 0):>12,}")
+        lines.append(f"{'total':<32}{self.stored.total:>12,}{self.hyper.total:>12,}")
+        lines.append(f"same-backbone ratio (stored / hyper): {self.ratio:.2f}x")
+        if self.hyper.replaced_pw_bytes:
+            lines.append(
+                f"generated part / PW bytes it replaces: {self.hyper.generated_bytes:,} / "
+                f"{self.hyper.replaced_pw_bytes:,} = 1/{self.hyper.replaced_pw_bytes / self.hyper.generated_bytes:.1f}"
+            )
+        return "\n".join(lines)
+
+
+def compare(stored: keras.Model, hyper: keras.Model, print_fn: Callable[[str], None] | None = print) -> Comparison:
+    """Same-backbone comparison of a stored and a hyper model; prints it unless print_fn is None."""
+    result = Comparison(packed_bytes(stored), packed_bytes(hyper))
+    if print_fn is not None:
+        print_fn(result.table())
+    return result
+
+
+def parameter_count(model: keras.Model) -> int:
+    """Trainable numbers in the model, each shared variable once."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
