@@ -134,6 +134,17 @@ class HyperPWConv2D(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: self.in_channels})
         super().build(input_shape)
 
+    @property
+    def trainable_weights(self) -> list:
+        # Until built, the layer has no weights of its own, and it must not list the shared
+        # generator's either: tfmot's QuantizeWrapperV2 snapshots this list before build, and a
+        # generator already built by another layer would put the weights out of order.
+        return super().trainable_weights if self.built else []
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return super().non_trainable_weights if self.built else []
+
     def generated_kernel(self, quantize: bool | None = None) -> tf.Tensor:
         """The kernel ``K[o, i]`` (C_out, C_in) the generator makes for this layer."""
         quantize = self.quantize_synthesis if quantize is None else quantize

@@ -65,9 +65,9 @@ def _ecg(channels: Sequence[int], strides: Sequence[int], stem: int, k: int = 7)
         input_shape=ECG_INPUT,
         stem_channels=stem,
         stem_kernel=(k, 1),
-        stem_strides=(2, 1),
+        stem_strides=(2, 2),  # width is 1, so (s, s) acts as (s, 1); TF's depthwise wants equal strides
         channels=tuple(channels),
-        strides=tuple((s, 1) for s in strides),
+        strides=tuple((s, s) for s in strides),
         dw_kernel=(k, 1),
     )
 

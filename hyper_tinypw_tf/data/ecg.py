@@ -1,0 +1,74 @@
+"""Signal helpers shared by the ECG loaders: resampling, windowing, z-scoring, tf.data."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+import numpy as np
+import tensorflow as tf
+
+from hyper_tinypw_tf.data.base import SplitArrays
+
+log = logging.getLogger("hyper_tinypw_tf.data")
+
+
+def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) from ``fs_in`` to ``fs_out``."""
+    if fs_out == fs_in:
+        return signal
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return resample_poly(signal, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def centred_windows(signal: np.ndarray, centres: np.ndarray, length: int) -> np.ndarray:
+    """Windows of ``length`` samples centred on each index; edges are padded with edge values.
+
+    Padding (rather than dropping edge beats) keeps one window per annotation, so window
+    counts equal annotation counts exactly.
+    """
+    padded = np.pad(signal, (length, length), mode="edge")
+    starts = np.asarray(centres, dtype=np.int64) - length // 2 + length
+    idx = starts[:, None] + np.arange(length)[None, :]
+    return padded[idx].astype(np.float32)
+
+
+def zscore(windows: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Per-window standardisation: removes baseline offset and per-patient gain differences."""
+    mean = windows.mean(axis=1, keepdims=True)
+    std = windows.std(axis=1, keepdims=True)
+    return ((windows - mean) / (std + eps)).astype(np.float32)
+
+
+def as_model_input(windows: np.ndarray) -> np.ndarray:
+    """(N, T) -> (N, T, 1, 1) float32: NHWC with W=1 and one lead as the channel."""
+    return np.ascontiguousarray(windows, dtype=np.float32)[:, :, None, None]
+
+
+def to_dataset(
+    arrays: SplitArrays,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batched, prefetched dataset of (x, y); unshuffled by default so groups stay aligned."""
+    ds = tf.data.Dataset.from_tensor_slices((arrays.x, arrays.y.astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(arrays.y), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def stack_records(
+    parts: list[tuple[str, dict[str, np.ndarray]]], y_key: str, length: int
+) -> SplitArrays:
+    """Concatenate per-record arrays into one split, with the record id as each row's group."""
+    if not parts:
+        return SplitArrays(np.zeros((0, length, 1, 1), np.float32), np.zeros(0, np.int64),
+                           np.zeros(0, dtype="<U8"))
+    return SplitArrays(
+        x=as_model_input(np.concatenate([d["x"] for _, d in parts])),
+        y=np.concatenate([d[y_key] for _, d in parts]).astype(np.int64),
+        groups=np.concatenate([np.full(len(d[y_key]), r) for r, d in parts]),
+    )

@@ -1,0 +1,327 @@
+"""Google Speech Commands, 12-class keyword spotting with MFCC features in tf.data.
+
+Classes: the ten core words, ``_silence_`` (1 s cuts of ``_background_noise_``) and
+``_unknown_`` (every other word, subsampled to about an average core class so it does not
+dominate). Splits are speaker-disjoint: the list files when present, else the dataset's own
+SHA-1 speaker-hash rule. Features are computed inside the pipeline with ``tf.signal`` so
+they are identical in training and evaluation and need no separate preprocessing step.
+"""
+
+from __future__ import annotations
+
+import logging
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hyper_tinypw_tf.data import cache, splits
+from hyper_tinypw_tf.data.base import DatasetInfo
+from hyper_tinypw_tf.data.errors import BadFileError, DatasetUnavailableError, EmptyDataDirError
+
+log = logging.getLogger("hyper_tinypw_tf.data")
+
+CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+CLASS_NAMES = (*CORE_WORDS, SILENCE, UNKNOWN)
+NOISE_DIR = "_background_noise_"
+SAMPLE_RATE = 16000
+TFDS_NAME = "speech_commands"
+TFDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """MFCC front end; the defaults are the DS-CNN (Hello Edge) setup: 49x10 from 1 s."""
+
+    clip_samples: int = 16000
+    window: int = 640  # 40 ms
+    stride: int = 320  # 20 ms
+    fft_length: int = 1024
+    mel_bins: int = 40
+    num_mfcc: int = 10
+    lower_hz: float = 20.0
+    upper_hz: float = 4000.0
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        frames = 1 + (self.clip_samples - self.window) // self.stride
+        return (frames, self.num_mfcc, 1)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-only augmentation: random time shift and mixed-in background noise."""
+
+    time_shift_ms: float = 100.0
+    background_volume: float = 0.1
+    background_frequency: float = 0.8
+
+
+def check_wav(path: Path) -> int:
+    """Validate a WAV header (16 kHz, mono, 16-bit PCM) and return its frame count."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            rate, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
+    except (wave.Error, EOFError, OSError) as e:
+        raise BadFileError(path, f"not a 16 kHz mono 16-bit PCM WAV ({e})") from None
+    if (rate, ch, width) != (SAMPLE_RATE, 1, 2):
+        raise BadFileError(
+            path, f"expected 16 kHz mono 16-bit PCM, got {rate} Hz, {ch} channel(s), "
+            f"{8 * width}-bit")
+    return n
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """Whole validated WAV as float32 in [-1, 1) (used for the noise bank)."""
+    check_wav(path)
+    with wave.open(str(path), "rb") as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return (data.astype(np.float32) / 32768.0)
+
+
+def mfcc(audio: tf.Tensor, cfg: FeatureConfig = FeatureConfig()) -> tf.Tensor:
+    """(clip_samples,) float waveform -> (frames, num_mfcc, 1) log-mel MFCCs."""
+    stft = tf.signal.stft(audio, frame_length=cfg.window, frame_step=cfg.stride,
+                          fft_length=cfg.fft_length)
+    mel_w = tf.signal.linear_to_mel_weight_matrix(
+        cfg.mel_bins, cfg.fft_length // 2 + 1, SAMPLE_RATE, cfg.lower_hz, cfg.upper_hz)
+    mel = tf.tensordot(tf.abs(stft), mel_w, 1)
+    coeffs = tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))
+    return coeffs[..., : cfg.num_mfcc, tf.newaxis]
+
+
+def list_clips(data_dir: Path) -> list[tuple[str, str]]:
+    """(relative path, word) of every clip in the ``<word>/<speaker>_nohash_<n>.wav`` layout."""
+    out = []
+    for d in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        out += [(f"{d.name}/{f.name}", d.name) for f in sorted(d.glob("*.wav"))]
+    return out
+
+
+def assign(clips: Sequence[tuple[str, str]], data_dir: Path, validation_percentage: float,
+           testing_percentage: float) -> dict[str, list[tuple[str, str]]]:
+    """Split clips by the list files if present, else by the speaker-hash rule."""
+    val_list, test_list = data_dir / "validation_list.txt", data_dir / "testing_list.txt"
+    out: dict[str, list[tuple[str, str]]] = {s: [] for s in splits.SPLITS}
+    if val_list.is_file() and test_list.is_file():
+        val = set(val_list.read_text().split())
+        test = set(test_list.read_text().split())
+        for c in clips:
+            out["val" if c[0] in val else "test" if c[0] in test else "train"].append(c)
+    else:
+        for c in clips:
+            out[splits.which_set(c[0], validation_percentage, testing_percentage)].append(c)
+    return out
+
+
+def _select(
+    split_clips: list[tuple[str, str]], rng: np.random.Generator, noise: list[np.ndarray],
+    noise_names: list[str], silence_ratio: float, unknown_ratio: float,
+) -> tuple[list[str], list[int], list[float], list[int], list[str]]:
+    """Paths, bank offsets, volumes, labels and groups for one split (balanced extras)."""
+    core = [c for c in split_clips if c[1] in CORE_WORDS]
+    unknown = [c for c in split_clips if c[1] not in CORE_WORDS]
+    per_class = len(core) / len(CORE_WORDS)
+    n_unknown = min(len(unknown), int(round(per_class * unknown_ratio)))
+    chosen = [unknown[i] for i in sorted(rng.choice(len(unknown), n_unknown, replace=False))]
+    paths, offsets, vols, labels, groups = [], [], [], [], []
+    for rel, word in core + chosen:
+        paths.append(rel)
+        offsets.append(-1)
+        vols.append(1.0)
+        labels.append(CLASS_NAMES.index(word if word in CORE_WORDS else UNKNOWN))
+        groups.append(splits.speaker_id(rel))
+    n_silence = int(round(per_class * silence_ratio)) if noise else 0
+    starts = np.cumsum([0] + [len(n) for n in noise])
+    for _ in range(n_silence):
+        k = int(rng.integers(len(noise)))
+        off = int(rng.integers(max(1, len(noise[k]) - SAMPLE_RATE)))
+        paths.append("")
+        offsets.append(int(starts[k]) + off)
+        vols.append(float(rng.uniform(0.0, 1.0)))
+        labels.append(CLASS_NAMES.index(SILENCE))
+        groups.append(f"noise:{noise_names[k]}")
+    return paths, offsets, vols, labels, groups
+
+
+def _pipeline(
+    data_dir: Path, paths: list[str], offsets: list[int], vols: list[float], labels: list[int],
+    bank: tf.Tensor, cfg: FeatureConfig, augment: Augment | None, batch_size: int,
+    shuffle: bool, seed: int,
+) -> tf.data.Dataset:
+    n = cfg.clip_samples
+    full = [str(data_dir / p) if p else "" for p in paths]
+    ds = tf.data.Dataset.from_tensor_slices((
+        tf.constant(full, tf.string), tf.constant(offsets, tf.int64),
+        tf.constant(vols, tf.float32), tf.constant(labels, tf.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    bank_len = tf.cast(tf.shape(bank)[0], tf.int64)
+
+    def audio(path: tf.Tensor, offset: tf.Tensor, vol: tf.Tensor) -> tf.Tensor:
+        def from_file() -> tf.Tensor:
+            wav = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1,
+                                      desired_samples=n)
+            return wav.audio[:, 0]
+
+        def from_bank() -> tf.Tensor:
+            return bank[offset: offset + n] * vol
+
+        return tf.cond(offset >= 0, from_bank, from_file)
+
+    def augmented(x: tf.Tensor) -> tf.Tensor:
+        assert augment is not None
+        shift_max = int(augment.time_shift_ms * SAMPLE_RATE / 1000)
+        if shift_max:
+            s = tf.random.uniform([], -shift_max, shift_max + 1, tf.int32)
+            x = tf.pad(x, [[shift_max, shift_max]])[shift_max - s: shift_max - s + n]
+        if augment.background_volume > 0 and bank_len > n:
+            off = tf.random.uniform([], 0, bank_len - n, tf.int64)
+            vol = tf.random.uniform([], 0.0, augment.background_volume)
+            use = tf.cast(tf.random.uniform([]) < augment.background_frequency, tf.float32)
+            x = tf.clip_by_value(x + use * vol * bank[off: off + n], -1.0, 1.0)
+        return tf.ensure_shape(x, [n])
+
+    def features(path, offset, vol, label):  # type: ignore[no-untyped-def]
+        x = audio(path, offset, vol)
+        if augment is not None:
+            x = augmented(x)
+        return mfcc(tf.ensure_shape(x, [n]), cfg), label
+
+    return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(
+        tf.data.AUTOTUNE)
+
+
+def load_local(
+    data_dir: str | Path,
+    batch_size: int = 64,
+    seed: int = 0,
+    validation_percentage: float = 10.0,
+    testing_percentage: float = 10.0,
+    silence_ratio: float = 1.0,
+    unknown_ratio: float = 1.0,
+    features: FeatureConfig = FeatureConfig(),
+    augment: Augment | None = None,
+    shuffle_train: bool = False,
+    skip_bad: bool = False,
+    quiet: bool = True,
+) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
+    """Datasets of (MFCC, label) per split from a directory in the standard layout.
+
+    ``augment`` applies to the train split only. ``silence_ratio``/``unknown_ratio`` size
+    those classes relative to an average core class of the same split.
+    """
+    data_dir = Path(data_dir).expanduser()
+    clips = list_clips(data_dir) if data_dir.is_dir() else []
+    if not clips:
+        raise EmptyDataDirError(data_dir, "no <word>/*.wav clips found")
+    skipped: list[str] = []
+    good = []
+    for rel, word in cache.progress(clips, len(clips), "checking wavs", quiet):
+        try:
+            check_wav(data_dir / rel)
+            good.append((rel, word))
+        except BadFileError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e.path))
+    noise, noise_names = [], []
+    for p in sorted((data_dir / NOISE_DIR).glob("*.wav")):
+        try:
+            noise.append(read_wav(p))
+            noise_names.append(p.stem)
+        except BadFileError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e.path))
+    if skipped:
+        log.warning("speech_commands: skipped %d bad file(s): %s", len(skipped),
+                    ", ".join(skipped))
+    bank = tf.constant(np.concatenate(noise) if noise else np.zeros(0, np.float32))
+    by_split = assign(good, data_dir, validation_percentage, testing_percentage)
+    datasets: dict[str, tf.data.Dataset] = {}
+    groups: dict[str, np.ndarray] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for i, split in enumerate(splits.SPLITS):
+        rng = np.random.default_rng([seed, i])
+        paths, offsets, vols, labels, grp = _select(by_split[split], rng, noise, noise_names,
+                                                    silence_ratio, unknown_ratio)
+        is_train = split == "train"
+        datasets[split] = _pipeline(data_dir, paths, offsets, vols, labels, bank, features,
+                                    augment if is_train else None, batch_size,
+                                    shuffle_train and is_train, seed)
+        groups[split] = np.array(grp, dtype=str)
+        c = np.bincount(np.array(labels, dtype=np.int64), minlength=len(CLASS_NAMES))
+        counts[split] = {name: int(c[k]) for k, name in enumerate(CLASS_NAMES)}
+    info = DatasetInfo(
+        task="speech_commands", class_names=list(CLASS_NAMES),
+        input_shape=features.output_shape, groups=groups, counts=counts,
+        skipped=len(skipped), skipped_files=skipped,
+        notes={"source": "local", "split_rule": "lists" if (
+            data_dir / "validation_list.txt").is_file() else "speaker_hash"},
+    )
+    return datasets, info
+
+
+def load_tfds(
+    data_dir: str | Path | None = None,
+    batch_size: int = 64,
+    download: bool = True,
+    features: FeatureConfig = FeatureConfig(),
+    timeout: float = 20.0,
+) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
+    """Datasets from TFDS ``speech_commands`` (which already holds the 12 classes).
+
+    TFDS examples carry no speaker id, so ``info.groups`` is empty for this source.
+    """
+    from hyper_tinypw_tf.data.wfdb_io import socket_timeout
+
+    try:
+        import tensorflow_datasets as tfds
+
+        with socket_timeout(timeout):
+            builder = tfds.builder(TFDS_NAME, data_dir=None if data_dir is None else str(data_dir))
+            if download:
+                builder.download_and_prepare()
+            raw = {s: builder.as_dataset(split=t) for s, t in
+                   (("train", "train"), ("val", "validation"), ("test", "test"))}
+            names = builder.info.features["label"].names
+    except Exception as e:  # network, missing optional deps, absent prepared data
+        raise DatasetUnavailableError(TFDS_NAME, f"TFDS '{TFDS_NAME}' ({TFDS_URL})", e,
+                                      TFDS_NAME) from None
+    to_ours = tf.constant([CLASS_NAMES.index(n) for n in names], tf.int32)
+    n = features.clip_samples
+
+    def prep(ex):  # type: ignore[no-untyped-def]
+        x = tf.cast(ex["audio"][:n], tf.float32) / 32768.0
+        x = tf.pad(x, [[0, n - tf.shape(x)[0]]])
+        return mfcc(tf.ensure_shape(x, [n]), features), tf.gather(to_ours, ex["label"])
+
+    datasets = {s: d.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+                .prefetch(tf.data.AUTOTUNE) for s, d in raw.items()}
+    info = DatasetInfo(task="speech_commands", class_names=list(CLASS_NAMES),
+                       input_shape=features.output_shape, notes={"source": "tfds"})
+    return datasets, info
+
+
+def load(
+    data_dir: str | Path | None = None,
+    source: str = "auto",
+    download: bool = True,
+    **kwargs: object,
+) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
+    """Local layout when ``data_dir`` holds word folders (or ``source='local'``), else TFDS."""
+    local = data_dir is not None and Path(data_dir).is_dir() and any(
+        (Path(data_dir) / w).is_dir() for w in CORE_WORDS)
+    if source == "local" or (source == "auto" and local):
+        if data_dir is None:
+            raise ValueError("source='local' needs data_dir")
+        return load_local(data_dir, **kwargs)  # type: ignore[arg-type]
+    if source not in ("auto", "tfds"):
+        raise ValueError(f"source must be 'auto', 'local' or 'tfds', got {source!r}")
+    tfds_kw = {k: v for k, v in kwargs.items() if k in ("batch_size", "features", "timeout")}
+    return load_tfds(data_dir, download=download, **tfds_kw)  # type: ignore[arg-type]

@@ -1,0 +1,310 @@
+"""Evaluation protocol: macro-F1 and friends, a validation-tuned threshold, clustered CIs.
+
+Two rules are enforced by construction rather than by convention:
+
+* the decision threshold of a binary task comes only from :func:`tune_threshold`
+  (validation scores and labels); :func:`evaluate` applies it and never tunes, so test
+  labels cannot influence it;
+* confidence intervals resample whole groups (records / speakers) with replacement, because
+  beats of one patient are not independent and an example-level bootstrap is too narrow.
+
+Everything is numpy; there is no scikit-learn dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+_TUNED = object()  # only tune_threshold / Threshold.fixed may build a Threshold
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """``cm[i, j]`` = number of examples of true class i predicted as j."""
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes)
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
+
+
+def per_class_prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall, F1 and support from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    precision = _safe_div(tp, predicted)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * tp, support + predicted)
+    return precision, recall, f1, support
+
+
+def _present(cm: np.ndarray) -> np.ndarray:
+    """Classes that occur in the labels or the predictions (sklearn's default label set)."""
+    return (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None = None) -> float:
+    """Unweighted mean F1 over the classes present in labels or predictions."""
+    n = n_classes or int(max(np.max(y_true, initial=0), np.max(y_pred, initial=0)) + 1)
+    cm = confusion_matrix(y_true, y_pred, n)
+    return float(per_class_prf(cm)[2][_present(cm)].mean())
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray,
+                      n_classes: int | None = None) -> float:
+    """Mean recall over the classes that occur in the labels."""
+    n = n_classes or int(max(np.max(y_true, initial=0), np.max(y_pred, initial=0)) + 1)
+    cm = confusion_matrix(y_true, y_pred, n)
+    _, recall, _, support = per_class_prf(cm)
+    return float(recall[support > 0].mean())
+
+
+def roc_auc_binary(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN if one class."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    avg_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    ranks = avg_rank[inv]
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Binary AUC for 1-D scores; one-vs-rest macro AUC for (N, C) scores."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 1:
+        return roc_auc_binary(y_true, s)
+    y = np.asarray(y_true)
+    aucs = [roc_auc_binary(y == c, s[:, c]) for c in range(s.shape[1])]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A binary decision threshold: predict 1 when ``score >= value``.
+
+    Build it with :func:`tune_threshold` (validation data only) or :meth:`fixed`; a plain
+    float is refused by :func:`evaluate`, so a threshold cannot silently come from test data.
+    """
+
+    value: float
+    source: str
+    val_score: float | None = None
+    n_val: int | None = None
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _TUNED:
+            raise TypeError("create a Threshold with tune_threshold(val_scores, val_labels) "
+                            "or Threshold.fixed(value)")
+
+    @classmethod
+    def fixed(cls, value: float = 0.5) -> Threshold:
+        """An untuned threshold chosen a priori (e.g. 0.5), labelled as such in reports."""
+        return cls(float(value), "fixed", _token=_TUNED)
+
+
+def _binary_scores(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 2 and s.shape[1] == 2:
+        return s[:, 1]
+    if s.ndim == 2 and s.shape[1] == 1:
+        return s[:, 0]
+    if s.ndim != 1:
+        raise ValueError(f"binary scores must be (N,), (N, 1) or (N, 2); got {s.shape}")
+    return s
+
+
+def tune_threshold(val_scores: np.ndarray, val_labels: np.ndarray,
+                   objective: str = "macro_f1") -> Threshold:
+    """Threshold maximising F1 on the *validation* set ("macro_f1" or positive-class "f1").
+
+    Every distinct score is a candidate cut; the returned value is the midpoint between the
+    chosen cut and the next lower score, so it is not glued to one validation example.
+    """
+    s = _binary_scores(val_scores)
+    y = np.asarray(val_labels).astype(bool)
+    if len(s) != len(y) or len(s) == 0:
+        raise ValueError("val_scores and val_labels must be non-empty and of equal length")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    # Cut after position k (predict positive for the k+1 highest scores); only at tie ends.
+    ends = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True])
+    tp = np.cumsum(y_sorted)[ends].astype(np.float64)
+    fp = (ends + 1) - tp
+    pos, neg = float(y.sum()), float((~y).sum())
+    fn, tn = pos - tp, neg - fp
+    f1_pos = _safe_div(2 * tp, 2 * tp + fp + fn)
+    if objective == "f1":
+        score = f1_pos
+    elif objective == "macro_f1":
+        score = (f1_pos + _safe_div(2 * tn, 2 * tn + fn + fp)) / 2.0
+    else:
+        raise ValueError(f"objective must be 'macro_f1' or 'f1', got {objective!r}")
+    best = int(np.argmax(score))
+    cut = s_sorted[ends[best]]
+    below = s_sorted[ends[best] + 1] if ends[best] + 1 < len(s_sorted) else cut - 1e-6
+    return Threshold(float((cut + below) / 2.0), f"validation:{objective}",
+                     float(score[best]), len(s), _token=_TUNED)
+
+
+def cluster_bootstrap_indices(groups: Sequence[object] | np.ndarray, n_boot: int = 1000,
+                              seed: int = 0) -> Iterator[np.ndarray]:
+    """Yield ``n_boot`` index arrays, each the examples of G groups drawn with replacement.
+
+    A group drawn k times contributes all of its examples k times; no group is ever split.
+    """
+    g = np.asarray(groups)
+    uniq, inv = np.unique(g, return_inverse=True)
+    order = np.argsort(inv, kind="mergesort")
+    bounds = np.r_[0, np.cumsum(np.bincount(inv, minlength=len(uniq)))]
+    members = [order[bounds[k]: bounds[k + 1]] for k in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        picks = rng.integers(0, len(uniq), len(uniq))
+        yield np.concatenate([members[k] for k in picks])
+
+
+def bootstrap_metric(
+    metric: Callable[[np.ndarray], float], groups: Sequence[object] | np.ndarray,
+    n_boot: int = 1000, seed: int = 0,
+) -> np.ndarray:
+    """Clustered-bootstrap distribution of ``metric(indices)`` (NaN results kept as NaN)."""
+    return np.array([metric(idx) for idx in cluster_bootstrap_indices(groups, n_boot, seed)])
+
+
+@dataclass
+class EvaluationReport:
+    """Point estimates, clustered-bootstrap CIs and per-class numbers for one split."""
+
+    task: str
+    class_names: list[str]
+    n_examples: int
+    n_groups: int
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    per_class: dict[str, dict[str, float]]
+    threshold: float | None = None
+    threshold_source: str | None = None
+    n_boot: int = 0
+    ci_level: float = 0.95
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def save_json(self, path: str | Path) -> None:
+        """Write the report as JSON (NaN becomes null so any JSON reader accepts it)."""
+        def clean(o: object) -> object:
+            if isinstance(o, float) and np.isnan(o):
+                return None
+            if isinstance(o, dict):
+                return {k: clean(v) for k, v in o.items()}
+            if isinstance(o, list | tuple):
+                return [clean(v) for v in o]
+            return o
+
+        Path(path).write_text(json.dumps(clean(self.to_dict()), indent=2) + "\n")
+
+    def to_table(self) -> str:
+        """Plain-text table: summary metrics with CIs, then per-class P/R/F1/support."""
+        pct = int(round(self.ci_level * 100))
+        head = f"{self.task or 'evaluation'}: {self.n_examples} examples, {self.n_groups} groups"
+        if self.threshold is not None:
+            head += f", threshold {self.threshold:.4f} ({self.threshold_source})"
+        lines = [head, f"{'metric':<20}{'value':>10}   {pct}% CI ({self.n_boot} clustered boot)"]
+        for k, v in self.metrics.items():
+            lo, hi = self.ci.get(k, (float("nan"), float("nan")))
+            lines.append(f"{k:<20}{v:>10.4f}   [{lo:.4f}, {hi:.4f}]")
+        lines.append(f"{'class':<20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+        for name, d in self.per_class.items():
+            lines.append(f"{name:<20}{d['precision']:>10.4f}{d['recall']:>10.4f}"
+                         f"{d['f1']:>10.4f}{int(d['support']):>10d}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+
+def evaluate(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[object] | np.ndarray | None = None,
+    *,
+    threshold: Threshold | None = None,
+    class_names: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+    task: str = "",
+) -> EvaluationReport:
+    """Score a split with a fixed decision rule; never tunes anything on these labels.
+
+    Binary tasks (1-D or (N, 2) scores) need a :class:`Threshold`; multi-class tasks take
+    the argmax. ``groups`` (record/speaker per example) drive the clustered bootstrap; without
+    them every example is its own group.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    binary = s.ndim == 1 or (s.ndim == 2 and s.shape[1] <= 2)
+    if binary:
+        if not isinstance(threshold, Threshold):
+            raise TypeError("binary evaluation needs threshold=tune_threshold(val_scores, "
+                            "val_labels) or Threshold.fixed(...), not "
+                            f"{type(threshold).__name__}")
+        s = _binary_scores(s)
+        pred = (s >= threshold.value).astype(np.int64)
+        n_classes = 2
+    else:
+        if threshold is not None:
+            raise ValueError("threshold applies to binary tasks only")
+        pred = np.argmax(s, axis=1)
+        n_classes = s.shape[1]
+    if len(y) != len(s):
+        raise ValueError(f"{len(s)} scores but {len(y)} labels")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    g = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if len(g) != len(y):
+        raise ValueError(f"{len(g)} groups but {len(y)} labels")
+
+    def summary(idx: np.ndarray) -> dict[str, float]:
+        yt, yp = y[idx], pred[idx]
+        return {
+            "macro_f1": macro_f1(yt, yp, n_classes),
+            "balanced_accuracy": balanced_accuracy(yt, yp, n_classes),
+            "accuracy": float(np.mean(yt == yp)) if len(yt) else float("nan"),
+            "roc_auc": roc_auc(yt, s[idx]),
+        }
+
+    everything = np.arange(len(y))
+    metrics = summary(everything)
+    samples = [summary(idx) for idx in cluster_bootstrap_indices(g, n_boot, seed)]
+    alpha = (1.0 - ci_level) / 2.0
+    ci = {}
+    for k in metrics:
+        v = np.array([d[k] for d in samples], dtype=np.float64)
+        v = v[~np.isnan(v)]
+        ci[k] = ((float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if len(v)
+                 else (float("nan"), float("nan")))
+    p, r, f, sup = per_class_prf(confusion_matrix(y, pred, n_classes))
+    per_class = {names[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
+                            "support": float(sup[c])} for c in range(n_classes)}
+    return EvaluationReport(
+        task=task, class_names=names, n_examples=len(y), n_groups=len(np.unique(g)),
+        metrics=metrics, ci=ci, per_class=per_class,
+        threshold=threshold.value if threshold is not None else None,
+        threshold_source=threshold.source if threshold is not None else None,
+        n_boot=n_boot, ci_level=ci_level, seed=seed,
+    )

@@ -1,0 +1,135 @@
+"""Quantization-aware training with tfmot for models holding HyperPWConv2D layers.
+
+The layer knows nothing of tfmot; ``HyperPWConv2DQuantizeConfig`` tells tfmot what to do with it.
+The generated kernel is not a variable, so the config hands tfmot no weights: it switches the
+layer to simulate the device's integer synthesis (stored bits of codes, generator and heads; int8
+hidden activations; the per-channel int8 kernel), which runs inside the layer's ``call``.
+Every other layer keeps tfmot's default 8-bit scheme.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import tensorflow_model_optimization as tfmot
+
+from hyper_tinypw_tf import custom_objects
+from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.generators import PACKAGE
+from hyper_tinypw_tf.layers import HyperPWConv2D
+
+_qkeras = tfmot.quantization.keras
+
+
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class HyperPWConv2DQuantizeConfig(_qkeras.QuantizeConfig):
+    """QAT for HyperPWConv2D: synthesis simulated in ``call``; activation and output as tfmot does.
+
+    ``get_weights_and_quantizers`` returns nothing because there is no kernel variable; it is
+    where tfmot hands us the layer at build time, so it turns the simulation on.
+    """
+
+    def get_weights_and_quantizers(self, layer: HyperPWConv2D) -> list:
+        if not isinstance(layer, HyperPWConv2D):
+            raise ValueError(
+                f"HyperPWConv2DQuantizeConfig applies to HyperPWConv2D, received layer {layer.name!r} "
+                f"of type {type(layer).__name__}"
+            )
+        layer.quantize_synthesis = True
+        return []
+
+    def get_activations_and_quantizers(self, layer: HyperPWConv2D) -> list:
+        if layer.activation is None or layer.activation is keras.activations.linear:
+            return []
+        return [(layer.activation, _qkeras.quantizers.MovingAverageQuantizer(8, False, False, False))]
+
+    def set_quantize_weights(self, layer: HyperPWConv2D, quantize_weights: list) -> None:
+        if quantize_weights:
+            raise ValueError(f"HyperPWConv2DQuantizeConfig: layer {layer.name!r} has no weights to replace")
+
+    def set_quantize_activations(self, layer: HyperPWConv2D, quantize_activations: list) -> None:
+        if quantize_activations:
+            layer.activation = quantize_activations[0]
+
+    def get_output_quantizers(self, layer: HyperPWConv2D) -> list:
+        return []
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class FoldedBatchNormQuantizeConfig(_qkeras.QuantizeConfig):
+    """BatchNorm after a HyperPWConv2D: nothing quantized here, as it folds into the kernel.
+
+    The folded kernel is the generated one with each output row scaled by BN's gain, and
+    per-channel int8 quantization is invariant to that scaling (its sign is stored apart), so
+    fake-quantizing the kernel before BN is exactly what the device runs.
+    """
+
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list) -> None:
+        pass
+
+    def set_quantize_activations(self, layer: keras.layers.Layer, quantize_activations: list) -> None:
+        pass
+
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+def all_custom_objects() -> dict[str, type]:
+    """The package's serializable classes plus this module's, for loading QAT models."""
+    objects = custom_objects()
+    for cls in (HyperPWConv2DQuantizeConfig, FoldedBatchNormQuantizeConfig):
+        objects[cls.__name__] = cls
+        objects[keras.saving.get_registered_name(cls)] = cls
+    return objects
+
+
+def quantize_scope() -> contextlib.AbstractContextManager:
+    """tfmot's quantize_scope with every hyper_tinypw_tf class in it."""
+    return _qkeras.quantize_scope(all_custom_objects())
+
+
+def batchnorms_after_hyper(model: keras.Model) -> dict[str, HyperPWConv2D]:
+    """BatchNorm layers fed only by a HyperPWConv2D, by name: these fold into the generated kernel."""
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and len(layer.inbound_nodes) == 1:
+            parents = layer.inbound_nodes[0].inbound_layers
+            parent = parents[0] if isinstance(parents, list) and len(parents) == 1 else parents
+            if isinstance(parent, HyperPWConv2D) and len(parent.outbound_nodes) == 1:
+                found[layer.name] = parent
+    return found
+
+
+def _annotator(folded: dict[str, HyperPWConv2D]):
+    def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if isinstance(layer, HyperPWConv2D):
+            return _qkeras.quantize_annotate_layer(layer, HyperPWConv2DQuantizeConfig())
+        if layer.name in folded:
+            return _qkeras.quantize_annotate_layer(layer, FoldedBatchNormQuantizeConfig())
+        return _qkeras.quantize_annotate_layer(layer)
+
+    return annotate
+
+
+def quantize_model(model: keras.Model) -> keras.Model:
+    """A QAT copy of ``model``: tfmot's default 8-bit scheme plus simulated synthesis in hyper layers."""
+    if not isinstance(model, keras.Model) or not model.built:
+        raise ValueError(f"quantize_model needs a built tf_keras model, received {model!r}")
+    with quantize_scope():
+        annotate = _annotator(batchnorms_after_hyper(model))
+        annotated = keras.models.clone_model(model, clone_function=annotate)
+        annotated.set_weights(model.get_weights())
+        return _qkeras.quantize_apply(annotated)
