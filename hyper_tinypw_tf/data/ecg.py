@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from fractions import Fraction
 
 import numpy as np
 import tensorflow as tf
 
 from hyper_tinypw_tf.data.base import SplitArrays
-
-log = logging.getLogger("hyper_tinypw_tf.data")
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

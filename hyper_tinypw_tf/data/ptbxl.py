@@ -113,7 +113,8 @@ def load_arrays(
         if not download:
             raise EmptyDataDirError(data_dir, "ptbxl_database.csv not found; pass download=True "
                                               "or the PTB-XL directory as data_dir")
-        wfdb_io.download_physionet("ptb-xl", data_dir, "ptbxl")
+        wfdb_io.download_physionet("ptb-xl", data_dir, "ptbxl", annotators=None,
+                                   extra_files=["ptbxl_database.csv", "scp_statements.csv"])
     entries, skip_counts = index(data_dir)
     files = [data_dir / "ptbxl_database.csv", data_dir / "scp_statements.csv"]
     for e in entries:

@@ -122,7 +122,11 @@ def _select(
     split_clips: list[tuple[str, str]], rng: np.random.Generator, noise: list[np.ndarray],
     noise_names: list[str], silence_ratio: float, unknown_ratio: float,
 ) -> tuple[list[str], list[int], list[float], list[int], list[str]]:
-    """Paths, bank offsets, volumes, labels and groups for one split (balanced extras)."""
+    """Paths, bank offsets, volumes, labels and groups for one split (balanced extras).
+
+    Silence clips take the noise file (``noise:<name>``) as their group: the six noise
+    recordings are shared by all splits, as in the reference KWS pipeline.
+    """
     core = [c for c in split_clips if c[1] in CORE_WORDS]
     unknown = [c for c in split_clips if c[1] not in CORE_WORDS]
     per_class = len(core) / len(CORE_WORDS)

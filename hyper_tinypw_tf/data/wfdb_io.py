@@ -136,12 +136,16 @@ def download_physionet(
     task: str,
     records: Sequence[str] | str = "all",
     annotators: Sequence[str] | str | None = "all",
+    extra_files: Sequence[str] = (),
     timeout: float = 20.0,
 ) -> None:
-    """``wfdb.dl_database`` with a socket timeout; any failure becomes one clear error."""
+    """``wfdb.dl_database`` (+ ``dl_files`` for non-WFDB files such as CSV indexes) with a
+    socket timeout; any failure becomes one clear :class:`DatasetUnavailableError`."""
     Path(dl_dir).mkdir(parents=True, exist_ok=True)
     try:
         with socket_timeout(timeout):
+            if extra_files:
+                wfdb.dl_files(db, str(dl_dir), list(extra_files))
             wfdb.dl_database(db, str(dl_dir), records=records, annotators=annotators)
     except Exception as e:  # requests/urllib/OSError variants: all mean "not downloadable now"
         raise DatasetUnavailableError(db, physionet_address(db), e, task) from None
