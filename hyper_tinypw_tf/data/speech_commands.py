@@ -282,14 +282,15 @@ def load_tfds(
 
     TFDS examples carry no speaker id, so ``info.groups`` is empty for this source.
     """
-    from hyper_tinypw_tf.data.wfdb_io import socket_timeout
+    from hyper_tinypw_tf.data.wfdb_io import require_reachable, socket_timeout
 
     try:
         import tensorflow_datasets as tfds
 
         with socket_timeout(timeout):
             builder = tfds.builder(TFDS_NAME, data_dir=None if data_dir is None else str(data_dir))
-            if download:
+            if download and not builder.is_prepared():
+                require_reachable(TFDS_URL, timeout)
                 builder.download_and_prepare()
             raw = {s: builder.as_dataset(split=t) for s, t in
                    (("train", "train"), ("val", "validation"), ("test", "test"))}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -121,6 +122,18 @@ def socket_timeout(seconds: float) -> Iterator[None]:
         yield
     finally:
         socket.setdefaulttimeout(old)
+
+
+def require_reachable(url: str, timeout: float) -> None:
+    """Fail fast (one TCP connect) when a download host cannot be reached.
+
+    Some clients (TFDS) retry with back-off for minutes before giving up; a connect that
+    fails within ``timeout`` seconds already says the download cannot happen.
+    """
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname, port), timeout=timeout):
+        pass
 
 
 def physionet_address(db: str) -> str:
