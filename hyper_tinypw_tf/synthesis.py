@@ -125,11 +125,11 @@ def requantize(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
 
 
 def dense(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """``acc[..., j] = b[j] + Σ_i x[..., i] · W[i, j]`` in integer arithmetic (int64 result)."""
+    """``acc[..., j] = b[j] + Σ_i x[..., i] · W[i, j]``, summed in 64 bits, saturated to int32."""
     acc = np.asarray(x, np.int64) @ np.asarray(weights, np.int64)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    return acc
+    return _saturate_int32(acc)
 
 
 def relu_int8(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""The C synthesis core (tflm_harness/core) against the numpy reference, byte for byte."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyper_tinypw_tf import synthesis
+
+CORE = Path(__file__).resolve().parents[1] / "tflm_harness" / "core"
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("bits", ctypes.c_int32)]
+
+
+class Mlp(ctypes.Structure):
+    _fields_ = [("w1", Tensor), ("b1", ctypes.c_void_p), ("code_dim", ctypes.c_int32), ("hidden_dim", ctypes.c_int32)]
+
+
+class Requant(ctypes.Structure):
+    _fields_ = [("multiplier", ctypes.c_int32), ("shift", ctypes.c_int32)]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.fail("a C compiler (gcc) is needed to test tflm_harness/core")
+    out = tmp_path_factory.mktemp("core") / "libhtpw.so"
+    subprocess.run(
+        [compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
+         str(CORE / "htpw_synthesis.c"), "-o", str(out)],
+        check=True,
+    )
+    library = ctypes.CDLL(str(out))
+    library.htpw_requantize.restype = ctypes.c_int32
+    library.htpw_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+    ptr, i32 = ctypes.c_void_p, ctypes.c_int32
+    library.htpw_tiled_scratch_bytes.argtypes = [ptr, i32, i32]
+    library.htpw_paper_scratch_bytes.argtypes = [ptr, i32]
+    library.htpw_tiled_synthesize.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
+    library.htpw_paper_synthesize.argtypes = [ptr, i32, ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
+    return library
+
+
+class Stored:
+    """A tensor as the device stores it (int8, or int4 packed), kept alive for ctypes."""
+
+    def __init__(self, values: np.ndarray, bits: int):
+        flat = np.asarray(values).ravel()
+        self.buffer = synthesis.pack_int4(flat) if bits == 4 else flat.astype(np.int8)
+        self.struct = Tensor(self.buffer.ctypes.data, bits)
+
+
+def _rng_values(rng, shape, bits):
+    limit = synthesis.q_max(bits)
+    return rng.integers(-limit, limit + 1, shape)
+
+
+def _mlp(rng, d_z, d_h, bits):
+    w1 = _rng_values(rng, (d_z, d_h), bits)
+    b1 = rng.integers(-3000, 3000, d_h).astype(np.int32)
+    stored = Stored(w1, bits)
+    return w1, b1, stored, Mlp(stored.struct, b1.ctypes.data, d_z, d_h)
+
+
+def _requant(rng):
+    return synthesis.Requant(*synthesis.quantize_multiplier(float(rng.uniform(0.001, 0.05))))
+
+
+def test_requantize_matches_reference_on_edges_and_random(lib):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.integers(-(2**31), 2**31 - 1, 3000), [0, 1, -1, 2**31 - 1, -(2**31), 3, -3, 5, -5]
+    ]).astype(np.int64)
+    for real in (0.5, 0.75, 0.25, 3.0, 1e-6, 0.999999, 123.0):
+        m, n = synthesis.quantize_multiplier(real)
+        expected = synthesis.requantize(values, m, n)
+        got = np.array([lib.htpw_requantize(int(v), m, n) for v in values])
+        np.testing.assert_array_equal(got, expected, err_msg=f"multiplier {real}")
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize(("c_out", "c_in", "tile"), [(16, 24, 8), (13, 7, 4), (5, 9, 3)])
+def test_tiled_synthesis_is_byte_identical(lib, bits, c_out, c_in, tile):
+    rng = np.random.default_rng(c_out * 100 + c_in + bits)
+    d_z, d_h = 3, 6
+    w1, b1, _w1_keep, mlp = _mlp(rng, d_z, d_h, bits)
+    w2 = _rng_values(rng, (d_h, tile * tile), bits)
+    rows, cols = synthesis.tile_grid(c_out, c_in, tile)
+    codes = _rng_values(rng, (rows * cols, d_z), bits)
+    signs = synthesis.pack_signs(rng.random(c_out) < 0.3)
+    requant = _requant(rng)
+    expected, _ = synthesis.finish_kernel(
+        synthesis.tiled_accumulators(codes, w1, b1, w2, requant, c_out, c_in, tile), signs
+    )
+    w2_s, codes_s = Stored(w2, bits), Stored(codes, bits)
+    scratch_bytes = lib.htpw_tiled_scratch_bytes(ctypes.byref(mlp), tile, c_in)
+    scratch = ctypes.create_string_buffer(scratch_bytes)
+    kernel = np.zeros((c_out, c_in), np.int8)
+    status = lib.htpw_tiled_synthesize(
+        ctypes.byref(mlp), ctypes.byref(w2_s.struct), tile, ctypes.byref(codes_s.struct),
+        ctypes.byref(Requant(requant.multiplier, requant.shift)), signs.ctypes.data, c_out, c_in,
+        scratch, scratch_bytes, kernel.ctypes.data,
+    )
+    assert status == 0
+    np.testing.assert_array_equal(kernel, expected)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("head", ["dense", "factorized"])
+def test_paper_synthesis_is_byte_identical(lib, bits, head):
+    rng = np.random.default_rng(7 + bits)
+    d_z, d_h, c_out, c_in, b_cols = 4, 5, 6, 9, 12
+    w1, b1, _keep, mlp = _mlp(rng, d_z, d_h, bits)
+    code = _rng_values(rng, (1, d_z), bits)
+    signs = synthesis.pack_signs(rng.random(c_out) < 0.5)
+    requant = _requant(rng)
+    if head == "dense":
+        head_values = _rng_values(rng, (d_h, c_out * c_in), bits)
+        b_shared = np.zeros((1, 1), np.int8)
+        acc = synthesis.paper_dense_accumulators(code, w1, b1, head_values, requant, c_out, c_in)
+    else:
+        head_values = _rng_values(rng, (c_out, d_h), bits)
+        b_shared = _rng_values(rng, (d_h, b_cols), bits)
+        acc = synthesis.paper_factorized_accumulators(code, w1, b1, head_values, b_shared, requant, c_out, c_in)
+    expected, _ = synthesis.finish_kernel(acc, signs)
+    head_s, b_s, code_s = Stored(head_values, bits), Stored(b_shared, bits), Stored(code, bits)
+    scratch_bytes = lib.htpw_paper_scratch_bytes(ctypes.byref(mlp), c_in)
+    scratch = ctypes.create_string_buffer(scratch_bytes)
+    kernel = np.zeros((c_out, c_in), np.int8)
+    status = lib.htpw_paper_synthesize(
+        ctypes.byref(mlp), 0 if head == "dense" else 1, ctypes.byref(head_s.struct), ctypes.byref(b_s.struct),
+        b_cols, ctypes.byref(code_s.struct), ctypes.byref(Requant(requant.multiplier, requant.shift)),
+        signs.ctypes.data, c_out, c_in, scratch, scratch_bytes, kernel.ctypes.data,
+    )
+    assert status == 0
+    np.testing.assert_array_equal(kernel, expected)
+
+
+def test_errors_are_distinct_status_codes(lib):
+    rng = np.random.default_rng(1)
+    _w1, _b1, _keep, mlp = _mlp(rng, 2, 3, 8)
+    w2, codes = Stored(_rng_values(rng, (3, 4), 8), 8), Stored(_rng_values(rng, (1, 2), 8), 8)
+    signs = np.zeros(1, np.uint8)
+    kernel = np.zeros((2, 2), np.int8)
+    scratch = ctypes.create_string_buffer(256)
+
+    valid = Requant(1 << 30, -3)
+
+    def call(requant=valid, tile=2, scratch_bytes=256, w2_tensor=w2.struct):
+        return lib.htpw_tiled_synthesize(
+            ctypes.byref(mlp), ctypes.byref(w2_tensor), tile, ctypes.byref(codes.struct), ctypes.byref(requant),
+            signs.ctypes.data, 2, 2, scratch, scratch_bytes, kernel.ctypes.data,
+        )
+
+    assert call() == 0
+    assert call(requant=Requant(1 << 30, 31)) == 4  # HTPW_ERR_SHIFT
+    assert call(requant=Requant(5, 0)) == 5  # HTPW_ERR_MULTIPLIER
+    assert call(scratch_bytes=8) == 6  # HTPW_ERR_SCRATCH
+    assert call(tile=0) == 2  # HTPW_ERR_DIMENSION
+    assert call(w2_tensor=Tensor(w2.buffer.ctypes.data, 5)) == 3  # HTPW_ERR_BITS
+    assert call(w2_tensor=Tensor(None, 8)) == 1  # HTPW_ERR_NULL
