@@ -110,18 +110,14 @@ def _saturate_int32(x: np.ndarray) -> np.ndarray:
 
 
 def requantize(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
-    """TFLite's MultiplyByQuantizedMultiplier on int32 values (returns int64 array)."""
-    x = _saturate_int32(np.asarray(acc, np.int64) * (1 << max(shift, 0)))
-    prod = x * np.int64(multiplier)
-    nudge = np.where(prod >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    total = prod + nudge
-    y = np.where(total >= 0, total >> 31, -((-total) >> 31))
-    y = np.where((x == INT32_MIN) & (multiplier == INT32_MIN), INT32_MAX, y)
-    exponent = max(-shift, 0)
-    mask = np.int64((1 << exponent) - 1)
-    remainder = y & mask
-    threshold = (mask >> 1) + (y < 0).astype(np.int64)
-    return (y >> exponent) + (remainder > threshold).astype(np.int64)
+    """Single-rounding fixed-point multiply: ``round_half_up(acc · M / 2^(31-n))``, saturated to int32.
+
+    One rounding (as CMSIS-NN's single-rounding requantize), so a float simulation of
+    ``acc · real_multiplier`` rounds exactly where the device does.
+    """
+    total_shift = 31 - shift
+    product = np.asarray(acc, np.int64) * np.int64(multiplier)
+    return _saturate_int32((product + (np.int64(1) << (total_shift - 1))) >> total_shift)
 
 
 def dense(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

@@ -18,25 +18,20 @@ def test_quantize_multiplier_rejects_non_positive():
         synthesis.quantize_multiplier(0.0)
 
 
-def test_requantize_rounds_like_tflite():
-    # gemmlowp's doubling high-mul nudges negatives by 1 - 2^30: exact negative halves go toward zero.
+def test_requantize_rounds_once_half_up():
     m, n = synthesis.quantize_multiplier(0.5)
     assert synthesis.requantize(np.array([100, 3, -3, 1, -1, 2]), m, n).tolist() == [50, 2, -1, 1, 0, 1]
-
-
-def test_requantize_by_three_quarters_and_left_shift():
-    m, n = synthesis.quantize_multiplier(0.25)
-    assert synthesis.requantize(np.array([6, -6, 4]), m, n).tolist() == [2, -2, 1]  # RoundingDivideByPOT
     m, n = synthesis.quantize_multiplier(0.75)
     assert synthesis.requantize(np.array([4, 10, -10]), m, n).tolist() == [3, 8, -7]  # ±7.5
+    m, n = synthesis.quantize_multiplier(0.25)
+    assert synthesis.requantize(np.array([6, -6, 5, 4]), m, n).tolist() == [2, -1, 1, 1]  # 1.25 -> 1: one rounding
+
+
+def test_requantize_with_left_shift_and_saturation():
     m, n = synthesis.quantize_multiplier(3.0)
     assert synthesis.requantize(np.array([5, -7]), m, n).tolist() == [15, -21]
-
-
-def test_requantize_saturates_the_left_shift():
     m, n = synthesis.quantize_multiplier(4.0)
-    # 4 = 0.5 · 2^3: the input is shifted left with saturation first, then halved
-    assert synthesis.requantize(np.array([2**30]), m, n).tolist() == [2**30]
+    assert synthesis.requantize(np.array([2**30, -(2**30)]), m, n).tolist() == [2**31 - 1, -(2**31)]
 
 
 def test_channel_quantize_hand_case():

@@ -18,27 +18,13 @@ int8_t htpw_tensor_get(const htpw_tensor* t, int32_t index) {
   }
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier: saturating left shift, doubling high mul, rounding
- * divide by a power of two (section 2). Right shifts of negatives are arithmetic on every
- * compiler this targets (GCC, Clang, Arm). */
+/* Single-rounding fixed-point multiply (section 2): round_half_up(acc * M / 2^(31 - shift)),
+ * saturated. Right shifts of negatives are arithmetic on every compiler this targets
+ * (GCC, Clang, Arm Compiler); shift is validated to [-31, 30] by the callers. */
 int32_t htpw_requantize(int32_t acc, int32_t multiplier, int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  const int32_t x = saturate_int32((int64_t)acc * ((int64_t)1 << left));
-  int32_t y;
-  if (x == INT32_MIN && multiplier == INT32_MIN) {
-    y = INT32_MAX;
-  } else {
-    const int64_t product = (int64_t)x * (int64_t)multiplier;
-    const int64_t nudge = product >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    y = (int32_t)((product + nudge) / ((int64_t)1 << 31));
-  }
-  {
-    const int32_t mask = (int32_t)(((int64_t)1 << right) - 1);
-    const int32_t remainder = y & mask;
-    const int32_t threshold = (mask >> 1) + (y < 0 ? 1 : 0);
-    return (y >> right) + (remainder > threshold ? 1 : 0);
-  }
+  const int32_t total_shift = 31 - shift;
+  const int64_t product = (int64_t)acc * (int64_t)multiplier;
+  return saturate_int32((product + ((int64_t)1 << (total_shift - 1))) >> total_shift);
 }
 
 int8_t htpw_relu_int8(int32_t acc, int32_t multiplier, int32_t shift) {
