@@ -53,6 +53,12 @@ def _unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
     return layer
 
 
+def _is_quantize_input(layer: keras.layers.Layer) -> bool:
+    # tfmot does not export its QuantizeLayer class; recognise it by name and module.
+    cls = type(layer)
+    return cls.__name__ == "QuantizeLayer" and cls.__module__.startswith("tensorflow_model_optimization")
+
+
 def _conv_tensors(layer: keras.layers.Layer, component: str) -> list[StoredTensor]:
     kernel = layer.depthwise_kernel if component == DEPTHWISE else layer.kernel
     kernel_shape = tuple(int(d) for d in kernel.shape)
@@ -74,6 +80,8 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return _conv_tensors(layer, DEPTHWISE)
     if isinstance(layer, keras.layers.Conv2D):
+        if tuple(layer.input_shape[1:3]) == (1, 1) and tuple(layer.kernel_size) == (1, 1):
+            return _conv_tensors(layer, CLASSIFIER)  # a 1x1 conv on pooled features is a dense layer
         pointwise = tuple(layer.kernel_size) == (1, 1)
         return _conv_tensors(layer, STORED_PW if pointwise else STEM)
     if isinstance(layer, keras.layers.Dense):
@@ -84,6 +92,8 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
         ]
     if isinstance(layer, keras.layers.BatchNormalization):
         return []  # folded into the conv before it
+    if _is_quantize_input(layer):
+        return []  # tfmot's input quantizer becomes the int8 input tensor's scale and zero point
     if isinstance(layer, _WEIGHTLESS) and not layer.weights:
         return []
     raise ValueError(
@@ -210,3 +220,22 @@ def compare(stored: keras.Model, hyper: keras.Model, print_fn: Callable[[str], N
 def parameter_count(model: keras.Model) -> int:
     """Trainable numbers in the model, each shared variable once."""
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def folded_bytes(model: keras.Model) -> ByteReport:
+    """What a folded export stores: each generated PW kernel as a stored INT8 kernel, no generator.
+
+    The counterpart of :func:`packed_bytes` for ``hyper-tinypw export --format=folded``.
+    """
+    if not model.built:
+        raise ValueError(f"folded_bytes: model {model.name!r} is not built; call it on an input or build() it first.")
+    tensors: list[StoredTensor] = []
+    for layer in model.layers:
+        inner = _unwrap(layer)
+        if isinstance(inner, HyperPWConv2D):
+            shape = (inner.filters, 1, 1, inner.in_channels)
+            kernel = StoredTensor(f"{inner.name}/kernel", shape, WEIGHT_BITS, STORED_PW)
+            tensors += [kernel, *channel_metadata(inner.name, inner.filters, inner.filters)]
+        else:
+            tensors += layer_tensors(inner)
+    return ByteReport(tuple(tensors), 0, model.name)

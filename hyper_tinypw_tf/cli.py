@@ -100,7 +100,7 @@ def _evaluate(predict: Any, datasets: dict[str, Any], info: Any, out: Path, name
     """Tune t* on validation (binary tasks), score test with record-clustered bootstrap CIs."""
     from hyper_tinypw_tf import evaluation
 
-    scores = {s: predict(datasets[s]) for s in ("val", "test")}
+    scores = {s: evaluation.softmax(predict(datasets[s])) for s in ("val", "test")}
     labels = {s: _labels(datasets[s]) for s in ("val", "test")}
     threshold = (
         evaluation.tune_threshold(scores["val"], labels["val"]) if info.num_classes == 2 else None
@@ -118,6 +118,16 @@ def _keras_predict(model: Any) -> Any:
     return lambda dataset: model.predict(dataset, verbose=0)
 
 
+def _tflite_predict(path: Path) -> Any:
+    """Logits of the exported file in the TFLM interpreter, the deployment runtime."""
+    import numpy as np
+
+    from export import interpreters
+
+    data = path.read_bytes()
+    return lambda dataset: interpreters.predict(data, np.concatenate([x.numpy() for x, _ in dataset]), "tflm")
+
+
 def _qat(model: Any, datasets: dict[str, Any], info: Any, out: Path) -> Any:
     from hyper_tinypw_tf import quantization, training
 
@@ -132,21 +142,28 @@ def _qat(model: Any, datasets: dict[str, Any], info: Any, out: Path) -> Any:
     return qat_model
 
 
-def _export(model: Any, out: Path, calibration: Any = None) -> dict[str, Path]:
+def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None) -> dict[str, Path]:
+    """Write each format's .tflite (and the C array, if asked, for --format); each prints its byte table."""
     from export import api
 
     paths = {}
-    for fmt in ("folded", "hyper"):
-        data = api.export_model(model, fmt=fmt, mode=FLAGS.mode, representative_data=calibration)
-        path = out / f"model_{fmt}.tflite"
-        api.write_atomic(path, data)
-        paths[fmt] = path
-        print(f"wrote {path} ({len(data):,} bytes)")
-        if fmt == "hyper":
-            api.print_byte_table(model, data)
-    if FLAGS.c_array:
-        api.write_c_array(paths["hyper"].read_bytes(), FLAGS.c_array, out)
+    for fmt in formats:
+        paths[fmt] = Path(FLAGS.output) if FLAGS.output and len(formats) == 1 else out / f"model_{fmt}.tflite"
+        c_array = FLAGS.c_array if fmt == FLAGS.format else None
+        api.export_files(
+            model, paths[fmt], fmt=fmt, mode=FLAGS.mode, representative_data=calibration, c_array_name=c_array
+        )
     return paths
+
+
+def _calibration() -> Any:
+    """Training inputs for calibrating a float model, when --task or --data_dir was given."""
+    import numpy as np
+
+    if not (FLAGS["task"].present or FLAGS["data_dir"].present):
+        return None
+    datasets, _ = _load_data()
+    return np.concatenate([x.numpy() for x, _ in datasets["train"].take(4)])
 
 
 def cmd_report() -> None:
@@ -186,7 +203,9 @@ def cmd_qat() -> None:
 def cmd_export() -> None:
     if not FLAGS.model:
         raise app.UsageError("export needs --model=PATH of a QAT model (or a float model with --task data)")
-    _export(_load_model(FLAGS.model), Path(FLAGS.out))
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _export(_load_model(FLAGS.model), out, (FLAGS.format,), _calibration())
 
 
 def cmd_expand() -> None:
@@ -194,7 +213,7 @@ def cmd_expand() -> None:
 
     if not FLAGS.input or not FLAGS.output:
         raise app.UsageError("expand needs --input=HYPER.tflite and --output=FOLDED.tflite")
-    api.write_atomic(Path(FLAGS.output), api.expand(Path(FLAGS.input).read_bytes()))
+    api.expand_file(FLAGS.input, FLAGS.output)
 
 
 def cmd_main() -> None:
@@ -205,15 +224,8 @@ def cmd_main() -> None:
     reports = {"float": _evaluate(_keras_predict(model), datasets, info, out, "float")}
     qat_model = _qat(model, datasets, info, out)
     reports["qat"] = _evaluate(_keras_predict(qat_model), datasets, info, out, "qat")
-    try:
-        import export.api  # noqa: F401
-    except ImportError as error:
-        logging.warning("export step skipped: %s", error)
-    else:
-        paths = _export(qat_model, out)
-        from export import api
-
-        reports["tflite"] = _evaluate(api.tflite_predictor(paths["folded"]), datasets, info, out, "folded_tflite")
+    paths = _export(qat_model, out, ("folded", "hyper"))
+    reports["folded_tflite_tflm"] = _evaluate(_tflite_predict(paths["folded"]), datasets, info, out, "tflite")
     summary = {name: r.metrics for name, r in reports.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     cmd_report()

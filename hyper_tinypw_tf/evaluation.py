@@ -116,6 +116,13 @@ class Threshold:
         return cls(float(value), "fixed", _token=_TUNED)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (the reference models and their .tflite files output logits)."""
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
 def _binary_scores(scores: np.ndarray) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim == 2 and s.shape[1] == 2:

@@ -157,11 +157,15 @@ class HyperGenerator(keras.layers.Layer):
         raise NotImplementedError
 
     def shared_tensors(self) -> list[StoredTensor]:
-        """The stored tensors this generator adds once, however many layers share it."""
+        """The stored tensors this generator adds once, however many layers share it.
+
+        Named after the Keras layer name, which is deterministic for a given script (unlike the
+        random ``shared_name``), so the exported file is reproducible run to run.
+        """
         wb = self.weight_bits
         return [
-            StoredTensor(f"{self.shared_name}/w1", (self.code_dim, self.hidden_dim), wb, GENERATOR),
-            StoredTensor(f"{self.shared_name}/b1", (self.hidden_dim,), BIAS_BITS, GENERATOR),
+            StoredTensor(f"{self.name}/w1", (self.code_dim, self.hidden_dim), wb, GENERATOR),
+            StoredTensor(f"{self.name}/b1", (self.hidden_dim,), BIAS_BITS, GENERATOR),
             *self.strategy_shared_tensors(),
         ]
 
@@ -277,7 +281,7 @@ class TiledGenerator(HyperGenerator):
 
     def strategy_shared_tensors(self):
         b2 = self.tile_size * self.tile_size
-        return [StoredTensor(f"{self.shared_name}/w2", (self.hidden_dim, b2), self.weight_bits, GENERATOR)]
+        return [StoredTensor(f"{self.name}/w2", (self.hidden_dim, b2), self.weight_bits, GENERATOR)]
 
     def strategy_layer_tensors(self, layer_name, c_in, c_out):
         rows, cols = self.grid(c_in, c_out)
@@ -362,7 +366,7 @@ class PaperGenerator(HyperGenerator):
         if self.head == "dense":
             return []
         shape = (self.hidden_dim, self.max_in_channels)
-        return [StoredTensor(f"{self.shared_name}/b_shared", shape, self.weight_bits, GENERATOR)]
+        return [StoredTensor(f"{self.name}/b_shared", shape, self.weight_bits, GENERATOR)]
 
     def strategy_layer_tensors(self, layer_name, c_in, c_out):
         shape = (self.hidden_dim, c_out * c_in) if self.head == "dense" else (c_out, self.hidden_dim)

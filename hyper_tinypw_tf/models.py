@@ -137,7 +137,7 @@ def build_backbone(
     generator: Any = None,
     name: str = "separable_cnn",
 ) -> keras.Model:
-    """A functional tf_keras model of ``backbone`` with the chosen PW layers generated.
+    """A functional tf_keras model of ``backbone`` with the chosen PW layers generated; it outputs logits.
 
     All generated PW layers share one generator (a new one from ``generator``, default tiled).
     """
@@ -166,8 +166,11 @@ def build_backbone(
         else:
             x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"pw{i + 1}")(x)
         x = bn_relu(x, f"pw{i + 1}")
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    # The classifier is a 1x1 conv on the pooled (1, 1, C) map, and the model returns logits:
+    # integer CONV_2D gives the same bytes in LiteRT and TFLM, FULLY_CONNECTED and SOFTMAX do not.
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
+    x = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
+    outputs = keras.layers.Reshape((num_classes,), name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -1,0 +1,130 @@
+"""What ``hyper-tinypw export`` and ``hyper-tinypw expand`` call: bytes functions plus atomic file writing.
+
+``export_model`` and ``expand`` are pure (bytes out). ``export_files`` and ``expand_file`` write
+through ``write_atomic``: every output goes to a temporary file in the target directory and is
+renamed only when all outputs are complete, so a failing command leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from export import c_array, convert, hyper
+from export import expand as _expand
+from export import format as fmt
+from export.report import FileReport, file_report
+from hyper_tinypw_tf import accounting
+from hyper_tinypw_tf._keras import keras
+
+FOLDED = "folded"
+HYPER = "hyper"
+FORMATS = (FOLDED, HYPER)
+
+
+def _validate(fmt_name: Any, mode: Any) -> None:
+    if fmt_name not in FORMATS:
+        raise ValueError(f"export: fmt must be one of {FORMATS}, received fmt={fmt_name!r}")
+    if mode not in fmt.MODES:
+        raise ValueError(f"export: mode must be one of {fmt.MODES}, received mode={mode!r}")
+
+
+def export_model(
+    model: keras.Model, *, fmt: str, mode: str = fmt.MODE_BOOT, representative_data: Any = None
+) -> bytes:
+    """``.tflite`` bytes of ``model``: "folded" (kernels stored) or "hyper" (kernels made by HyperTinyPW ops).
+
+    Args:
+      model: a QAT model (``quantize_model``) or a float model with ``representative_data``.
+      fmt: "folded" or "hyper".
+      mode: "boot", "lazy" or "stream" (hyper only; written into each op's options).
+      representative_data: calibration inputs for a float model.
+    """
+    _validate(fmt, mode)
+    folded = convert.convert_model(model, representative_data=representative_data)
+    if fmt == FOLDED:
+        return folded
+    return hyper.to_hyper(folded, convert.generated_layers(model), mode=mode)
+
+
+def expand(hyper_bytes: bytes) -> bytes:
+    """Folded bytes of a hyper file, kernels synthesized on the host."""
+    return _expand.expand(hyper_bytes)
+
+
+def byte_report(model: keras.Model, data: bytes, *, fmt: str) -> FileReport:
+    """The exported file's byte table: stored tensors checked against ``data`` plus flatbuffer overhead."""
+    _validate(fmt, fmt_mode_default())
+    report = accounting.packed_bytes(model) if fmt == HYPER else accounting.folded_bytes(model)
+    return file_report(report, data)
+
+
+def fmt_mode_default() -> str:
+    return fmt.MODE_BOOT
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    write_all_atomic({Path(path): data})
+
+
+def write_all_atomic(outputs: Mapping[Path, bytes | str]) -> None:
+    """Write several files so that either all appear complete or none is touched."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in outputs.items():
+            path = Path(path)
+            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+            staged.append((tmp, path))
+            with os.fdopen(handle, "wb") as out:
+                out.write(data.encode() if isinstance(data, str) else data)
+                out.flush()
+                os.fsync(out.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def export_files(
+    model: keras.Model,
+    output: str | os.PathLike[str],
+    *,
+    fmt: str,
+    mode: str = fmt.MODE_BOOT,
+    representative_data: Any = None,
+    c_array_name: str | None = None,
+    print_fn: Callable[[str], None] | None = print,
+) -> FileReport:
+    """Export ``model`` to ``output`` (and ``NAME.h``/``NAME.cc`` beside it), print the byte table.
+
+    Nothing is written unless every step succeeded.
+    """
+    _validate(fmt, mode)
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ValueError(f"export: the directory of output={str(output)!r} does not exist")
+    if c_array_name is not None:
+        c_array.to_c_array(b"\0", c_array_name)  # validates the name before any work
+    data = export_model(model, fmt=fmt, mode=mode, representative_data=representative_data)
+    report = byte_report(model, data, fmt=fmt)
+    outputs: dict[Path, bytes | str] = {output: data}
+    if c_array_name is not None:
+        header, source = c_array.to_c_array(data, c_array_name)
+        outputs[output.parent / f"{c_array_name}.h"] = header
+        outputs[output.parent / f"{c_array_name}.cc"] = source
+    write_all_atomic(outputs)
+    if print_fn is not None:
+        report.summary(print_fn)
+    return report
+
+
+def expand_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
+    """Read a hyper file, write its folded equivalent atomically."""
+    data = Path(source).read_bytes()
+    write_atomic(output, expand(data))

@@ -1,0 +1,209 @@
+"""Hyper ``.tflite`` bytes → folded bytes: run each ``HyperTinyPW`` op's synthesis on the host.
+
+The inverse of ``hyper.to_hyper``: every custom op's inputs and options are parsed and checked
+(types, shapes, lengths, ranges, each error naming the op's output tensor, the input and the value
+received), the kernel is made with ``hyper_tinypw_tf.synthesis`` through ``encode.accumulators``
+(the one integer path), written back as the filter's constant buffer, and the op and its inputs
+are removed. It is also how a hyper file is checked on a machine without the TFLM kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from export import _flatbuffer as fb
+from export import format as fmt
+from hyper_tinypw_tf import encode, synthesis
+
+schema = fb.schema
+
+
+def _expected_inputs(opts: fmt.HyperOptions, b_shared_cols: int | None) -> dict[str, tuple[list[int], tuple[int, ...]]]:
+    """Role → (shape, allowed tensor types) for an op with ``opts``."""
+    matrix = (schema.TensorType.INT4,) if opts.weight_bits == 4 else (schema.TensorType.INT8,)
+    codes_t = (schema.TensorType.INT4,) if opts.code_bits == 4 else (schema.TensorType.INT8,)
+    d_z, d_h = opts.code_dim, opts.hidden_dim
+    if opts.strategy == fmt.TILED:
+        rows, cols = synthesis.tile_grid(opts.c_out, opts.c_in, opts.tile_size)
+        n_codes = rows * cols
+    else:
+        n_codes = 1
+    shapes = {
+        fmt.ROLE_CODES: ([n_codes, d_z], codes_t),
+        fmt.ROLE_W1: ([d_z, d_h], matrix),
+        fmt.ROLE_B1: ([d_h], (schema.TensorType.INT32,)),
+        fmt.ROLE_W2: ([d_h, opts.tile_size * opts.tile_size], matrix),
+        fmt.ROLE_HEAD: (
+            [d_h, opts.c_out * opts.c_in] if opts.strategy == fmt.PAPER_DENSE else [opts.c_out, d_h], matrix
+        ),
+        fmt.ROLE_B_SHARED: ([d_h, b_shared_cols or 0], matrix),
+        fmt.ROLE_REQUANT: ([2], (schema.TensorType.INT32,)),
+        fmt.ROLE_SIGNS: ([-(-opts.c_out // 8)], (schema.TensorType.UINT8,)),
+    }
+    return {role: shapes[role] for role in fmt.INPUT_ROLES[opts.strategy]}
+
+
+def _values(model_t: schema.ModelT, tensor: schema.TensorT, where: str) -> np.ndarray:
+    """Integer values of a checked constant input (int4 unpacked)."""
+    raw = fb.buffer_bytes(model_t, tensor)
+    count = math.prod(int(d) for d in tensor.shape)
+    kind = tensor.type
+    expected = {
+        schema.TensorType.INT4: -(-count // 2),
+        schema.TensorType.INT8: count,
+        schema.TensorType.UINT8: count,
+        schema.TensorType.INT32: 4 * count,
+    }[kind]
+    if len(raw) != expected:
+        raise ValueError(
+            f"{where}: holds {len(raw)} bytes, expected {expected} for {fb.type_name(kind)} {list(tensor.shape)}"
+        )
+    if kind == schema.TensorType.INT4:
+        return synthesis.unpack_int4(np.frombuffer(raw, np.uint8), count).reshape([int(d) for d in tensor.shape])
+    dtype = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8, schema.TensorType.INT32: np.int32}
+    return np.frombuffer(raw, dtype[kind]).reshape([int(d) for d in tensor.shape])
+
+
+def _op_inputs(
+    model_t: schema.ModelT, op: schema.OperatorT, opts: fmt.HyperOptions, label: str
+) -> dict[str, np.ndarray]:
+    """Check the op's inputs against its options; returns their integer values by role."""
+    subgraph = model_t.subgraphs[0]
+    roles = fmt.INPUT_ROLES[opts.strategy]
+    inputs = [int(i) for i in op.inputs]
+    if len(inputs) != len(roles):
+        raise ValueError(
+            f"{label}: expected {len(roles)} inputs {roles} for strategy {opts.strategy!r}, received {len(inputs)}"
+        )
+    b_cols = None
+    if fmt.ROLE_B_SHARED in roles:
+        tensor = subgraph.tensors[inputs[roles.index(fmt.ROLE_B_SHARED)]]
+        b_cols = int(tensor.shape[-1]) if len(tensor.shape) == 2 else None
+        if b_cols is not None and b_cols < opts.c_in:
+            raise ValueError(f"{label}: input 'b_shared' has {b_cols} columns, fewer than c_in={opts.c_in}")
+    values = {}
+    for role, index, (shape, types) in zip(roles, inputs, _expected_inputs(opts, b_cols).values(), strict=True):
+        if not 0 <= index < len(subgraph.tensors):
+            raise ValueError(f"{label}: input {role!r} refers to tensor index {index}, which does not exist")
+        tensor = subgraph.tensors[index]
+        where = f"{label}: input {role!r} (tensor {fb.tensor_name(tensor)!r})"
+        if tensor.type not in types:
+            names = "/".join(fb.type_name(t) for t in types)
+            raise ValueError(f"{where}: expected type {names}, received {fb.type_name(tensor.type)}")
+        if [int(d) for d in tensor.shape] != shape:
+            raise ValueError(f"{where}: expected shape {shape}, received {[int(d) for d in tensor.shape]}")
+        values[role] = _values(model_t, tensor, where)
+    multiplier, shift = (int(v) for v in values[fmt.ROLE_REQUANT])
+    if not 2**30 <= multiplier < 2**31 or not -31 <= shift <= 30:
+        raise ValueError(
+            f"{label}: input 'requant' must hold a multiplier in [2^30, 2^31) and a shift in [-31, 30], "
+            f"received multiplier={multiplier}, shift={shift}"
+        )
+    return values
+
+
+def synthesize_op(model_t: schema.ModelT, op: schema.OperatorT, label: str) -> tuple[fmt.HyperOptions, np.ndarray]:
+    """Decode one custom op and return its options and int8 kernel (C_out, C_in)."""
+    try:
+        raw = None if op.customOptions is None else np.asarray(op.customOptions, np.uint8).tobytes()
+        opts = fmt.decode_options(raw)
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from error
+    v = _op_inputs(model_t, op, opts, label)
+    strategy = {fmt.TILED: "tiled", fmt.PAPER_DENSE: "paper", fmt.PAPER_FACTORIZED: "paper"}[opts.strategy]
+    head = "" if strategy == "tiled" else opts.strategy.removeprefix("paper_")
+    extra = v.get(fmt.ROLE_W2, v.get(fmt.ROLE_B_SHARED))
+    # Scales play no part in the integer kernel; only ``accumulators`` and ``finish_kernel`` run.
+    gen = encode.EncodedGenerator(
+        strategy, v[fmt.ROLE_W1], v[fmt.ROLE_B1], extra, 1.0, 1.0, 1.0, opts.code_bits, opts.weight_bits,
+        opts.tile_size, head,
+    )
+    requant = synthesis.Requant(*(int(x) for x in v[fmt.ROLE_REQUANT]))
+    layer = encode.EncodedLayer(
+        label, opts.c_in, opts.c_out, v[fmt.ROLE_CODES], v.get(fmt.ROLE_HEAD), 1.0, requant,
+        v[fmt.ROLE_SIGNS], 1.0, np.ones(opts.c_out),
+    )
+    kernel, _ = synthesis.finish_kernel(encode.accumulators(gen, layer), layer.signs)
+    return opts, kernel
+
+
+def _check_output(tensor: schema.TensorT, opts: fmt.HyperOptions, label: str) -> None:
+    shape = [int(d) for d in tensor.shape]
+    if tensor.type != schema.TensorType.INT8 or shape != [opts.c_out, 1, 1, opts.c_in]:
+        raise ValueError(
+            f"{label}: output must be INT8 {[opts.c_out, 1, 1, opts.c_in]}, "
+            f"received {fb.type_name(tensor.type)} {shape}"
+        )
+    quant = tensor.quantization
+    scales = [] if quant is None or quant.scale is None else list(quant.scale)
+    if len(scales) != opts.c_out or quant.quantizedDimension != 0:
+        raise ValueError(
+            f"{label}: output needs {opts.c_out} per-channel scales on dimension 0, received {len(scales)}"
+        )
+
+
+def _remove_inputs(model_t: schema.ModelT, candidates: set[int]) -> None:
+    """Drop the removed ops' input tensors nothing else uses, their buffers, and unused operator codes."""
+    subgraph = model_t.subgraphs[0]
+    used = {int(i) for op in subgraph.operators for i in [*op.inputs, *op.outputs] if i >= 0}
+    used |= {int(i) for i in [*subgraph.inputs, *subgraph.outputs]}
+    dropped = sorted(candidates - used)
+    keep = [i for i in range(len(subgraph.tensors)) if i not in set(dropped)]
+    remap = {old: new for new, old in enumerate(keep)}
+    freed = {subgraph.tensors[i].buffer for i in dropped}
+    subgraph.tensors = [subgraph.tensors[i] for i in keep]
+    for op in subgraph.operators:
+        op.inputs = np.array([remap[int(i)] if i >= 0 else -1 for i in op.inputs], np.int32)
+        op.outputs = np.array([remap[int(i)] for i in op.outputs], np.int32)
+    subgraph.inputs = np.array([remap[int(i)] for i in subgraph.inputs], np.int32)
+    subgraph.outputs = np.array([remap[int(i)] for i in subgraph.outputs], np.int32)
+    for signature in model_t.signatureDefs or []:
+        for item in [*(signature.inputs or []), *(signature.outputs or [])]:
+            item.tensorIndex = remap[int(item.tensorIndex)]
+
+    still = {t.buffer for t in subgraph.tensors} | {m.buffer for m in model_t.metadata or []}
+    gone = {b for b in freed if b != 0 and b not in still}
+    keep_b = [i for i in range(len(model_t.buffers)) if i not in gone]
+    remap_b = {old: new for new, old in enumerate(keep_b)}
+    model_t.buffers = [model_t.buffers[i] for i in keep_b]
+    for tensor in subgraph.tensors:
+        tensor.buffer = remap_b[tensor.buffer]
+    for meta in model_t.metadata or []:
+        meta.buffer = remap_b[meta.buffer]
+
+    used_codes = sorted({op.opcodeIndex for op in subgraph.operators})
+    remap_c = {old: new for new, old in enumerate(used_codes)}
+    model_t.operatorCodes = [model_t.operatorCodes[i] for i in used_codes]
+    for op in subgraph.operators:
+        op.opcodeIndex = remap_c[op.opcodeIndex]
+
+
+def expand(hyper: bytes) -> bytes:
+    """Folded bytes of a hyper file: each ``HyperTinyPW`` op replaced by the constant kernel it makes.
+
+    Raises:
+      ValueError: naming the op's output tensor and the option or input at fault, for missing or
+        corrupt options, an unknown format version, wrong input types, shapes or lengths.
+    """
+    model_t = fb.read(hyper, "hyper model")
+    subgraph = model_t.subgraphs[0]
+    customs = [op for op in subgraph.operators if fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME]
+    if not customs:
+        raise ValueError(f"expand: the model has no {fmt.CUSTOM_OP_NAME} op; it is not a hyper file")
+    for number, op in enumerate(customs):
+        if len(op.outputs) != 1 or not 0 <= op.outputs[0] < len(subgraph.tensors):
+            raise ValueError(f"expand: {fmt.CUSTOM_OP_NAME} op #{number} must have exactly one valid output")
+        output = subgraph.tensors[op.outputs[0]]
+        label = f"{fmt.CUSTOM_OP_NAME} op #{number} (output {fb.tensor_name(output)!r})"
+        opts, kernel = synthesize_op(model_t, op, label)
+        _check_output(output, opts, label)
+        shared = sum(t.buffer == output.buffer for t in subgraph.tensors) > 1
+        if output.buffer == 0 or shared:
+            model_t.buffers.append(schema.BufferT())
+            output.buffer = len(model_t.buffers) - 1
+        fb.set_buffer(model_t, output, kernel.astype(np.int8).tobytes())
+    subgraph.operators = [op for op in subgraph.operators if all(op is not c for c in customs)]
+    _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0})
+    return fb.write(model_t)

@@ -1,0 +1,153 @@
+"""Wire format of the ``HyperTinyPW`` custom op: its name, inputs, options and their flexbuffer codec.
+
+This module is the one writer and the one reader of the options (docs/format.md documents the
+same facts for the TFLM kernel; a C header must mirror these constants). Decoding validates
+every key, type and value and names the option and the value received, because a hyper file
+is untrusted input on the host (``expand``) and on the device.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+
+from flatbuffers import flexbuffers
+
+CUSTOM_OP_NAME = "HyperTinyPW"
+FORMAT_VERSION = 1
+
+MODE_BOOT = "boot"  # every kernel synthesized once in Prepare, kept for the model's lifetime
+MODE_LAZY = "lazy"  # a kernel synthesized at its first Eval, then kept
+MODE_STREAM = "stream"  # a kernel synthesized into scratch memory before every use, never kept
+MODES = (MODE_BOOT, MODE_LAZY, MODE_STREAM)
+
+TILED = "tiled"
+PAPER_DENSE = "paper_dense"
+PAPER_FACTORIZED = "paper_factorized"
+STRATEGIES = (TILED, PAPER_DENSE, PAPER_FACTORIZED)
+
+# Option keys (flexbuffer map keys).
+KEY_VERSION = "version"
+KEY_MODE = "mode"
+KEY_STRATEGY = "strategy"
+KEY_C_OUT = "c_out"
+KEY_C_IN = "c_in"
+KEY_CODE_DIM = "code_dim"
+KEY_HIDDEN_DIM = "hidden_dim"
+KEY_TILE_SIZE = "tile_size"
+KEY_CODE_BITS = "code_bits"
+KEY_WEIGHT_BITS = "weight_bits"
+OPTION_KEYS = (
+    KEY_VERSION, KEY_MODE, KEY_STRATEGY, KEY_C_OUT, KEY_C_IN, KEY_CODE_DIM, KEY_HIDDEN_DIM,
+    KEY_TILE_SIZE, KEY_CODE_BITS, KEY_WEIGHT_BITS,
+)
+_STRING_KEYS = (KEY_MODE, KEY_STRATEGY)
+
+# Input roles, in input order, per strategy. The role is also the last part of the tensor name.
+ROLE_CODES = "codes"
+ROLE_W1 = "w1"
+ROLE_B1 = "b1"
+ROLE_W2 = "w2"
+ROLE_HEAD = "head"
+ROLE_B_SHARED = "b_shared"
+ROLE_REQUANT = "requant"
+ROLE_SIGNS = "signs"
+INPUT_ROLES = {
+    TILED: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_W2, ROLE_REQUANT, ROLE_SIGNS),
+    PAPER_DENSE: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_HEAD, ROLE_REQUANT, ROLE_SIGNS),
+    PAPER_FACTORIZED: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_HEAD, ROLE_B_SHARED, ROLE_REQUANT, ROLE_SIGNS),
+}
+# Inputs shared by every layer of one generator (stored once in the file).
+SHARED_ROLES = (ROLE_W1, ROLE_B1, ROLE_W2, ROLE_B_SHARED)
+MAX_DIM = 65535
+
+
+@dataclass(frozen=True)
+class HyperOptions:
+    """Decoded custom options of one ``HyperTinyPW`` op (docs/format.md §3)."""
+
+    version: int
+    mode: str
+    strategy: str
+    c_out: int
+    c_in: int
+    code_dim: int
+    hidden_dim: int
+    tile_size: int  # 0 unless strategy == "tiled"
+    code_bits: int
+    weight_bits: int
+
+    def __post_init__(self) -> None:
+        _validate(asdict(self))
+
+
+def _bad(key: str, value: object, expected: str) -> ValueError:
+    return ValueError(f"{CUSTOM_OP_NAME} option {key!r}: expected {expected}, received {key}={value!r}")
+
+
+def _validate(options: dict[str, object]) -> None:
+    """Check every option's type and value; raise ValueError naming the first bad one."""
+    for key in OPTION_KEYS:
+        if key not in options:
+            raise ValueError(f"{CUSTOM_OP_NAME} options: missing option {key!r}")
+        value = options[key]
+        if key in _STRING_KEYS:
+            if not isinstance(value, str):
+                raise _bad(key, value, "a string")
+        elif not isinstance(value, int) or isinstance(value, bool):
+            raise _bad(key, value, "an integer")
+    unknown = sorted(set(options) - set(OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"{CUSTOM_OP_NAME} options: unknown option {unknown[0]!r}={options[unknown[0]]!r}")
+    if options[KEY_VERSION] != FORMAT_VERSION:
+        raise _bad(KEY_VERSION, options[KEY_VERSION], f"format version {FORMAT_VERSION}")
+    if options[KEY_MODE] not in MODES:
+        raise _bad(KEY_MODE, options[KEY_MODE], f"one of {MODES}")
+    if options[KEY_STRATEGY] not in STRATEGIES:
+        raise _bad(KEY_STRATEGY, options[KEY_STRATEGY], f"one of {STRATEGIES}")
+    for key in (KEY_C_OUT, KEY_C_IN, KEY_CODE_DIM, KEY_HIDDEN_DIM):
+        if not 0 < options[key] <= MAX_DIM:
+            raise _bad(key, options[key], f"an integer in [1, {MAX_DIM}]")
+    for key in (KEY_CODE_BITS, KEY_WEIGHT_BITS):
+        if options[key] not in (4, 8):
+            raise _bad(key, options[key], "4 or 8")
+    tiled = options[KEY_STRATEGY] == TILED
+    if tiled and not 0 < options[KEY_TILE_SIZE] <= 255:
+        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], "an integer in [1, 255] for strategy 'tiled'")
+    if not tiled and options[KEY_TILE_SIZE] != 0:
+        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"0 for strategy {options[KEY_STRATEGY]!r}")
+
+
+def encode_options(options: HyperOptions) -> bytes:
+    """The flexbuffer map of ``options`` (keys sorted by flexbuffers, so the bytes are deterministic)."""
+    return bytes(flexbuffers.Dumps(asdict(options)))
+
+
+def decode_options(data: bytes | bytearray | None) -> HyperOptions:
+    """Parse and validate custom options; the inverse of :func:`encode_options`.
+
+    Raises:
+      ValueError: naming the option and the value received, or saying the bytes are no flexbuffer map.
+    """
+    if data is None or len(data) == 0:
+        raise ValueError(f"{CUSTOM_OP_NAME}: custom options are missing")
+    try:
+        root = flexbuffers.GetRoot(bytes(data))
+        if not root.IsMap:
+            raise ValueError("the root is not a map")
+        raw = root.AsMap
+        options: dict[str, object] = {}
+        for key, ref in zip(raw.Keys, raw.Values, strict=True):
+            name = key.AsKey
+            if ref.IsString:
+                options[name] = ref.AsString
+            elif ref.IsInt:
+                options[name] = ref.AsInt
+            else:
+                options[name] = ref.Value
+    except (ValueError, IndexError, KeyError, TypeError, struct.error, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{CUSTOM_OP_NAME}: custom options ({len(data)} bytes) are not a valid flexbuffer map: {error}"
+        ) from error
+    _validate(options)
+    return HyperOptions(**options)  # type: ignore[arg-type]

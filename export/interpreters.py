@@ -1,0 +1,62 @@
+"""Run an exported ``.tflite`` in the two integer runtimes the project checks against each other.
+
+TFLM's Python interpreter is the deployment runtime; LiteRT runs its reference kernels
+(``BUILTIN_REF``): its default XNNPACK delegate requantizes differently, so only the reference
+kernels implement the integer contract TFLM does. Both take int8 inputs and return int8 outputs;
+``predict`` wraps the (de)quantization for float callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+RUNTIMES = ("tflm", "litert")
+
+
+def _quantization(data: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(scale, zero point) of the model's input and output, read with LiteRT's parser."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    return interpreter.get_input_details()[0]["quantization"], interpreter.get_output_details()[0]["quantization"]
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float input → int8 with the model's input quantization (round half away from zero)."""
+    q = np.sign(x / scale) * np.floor(np.abs(x / scale) + 0.5) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def run_int8(data: bytes, examples: Iterable[np.ndarray], runtime: str = "tflm") -> np.ndarray:
+    """int8 output of ``runtime`` for each int8 example (one invoke per example, batch 1)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, received runtime={runtime!r}")
+    outputs = []
+    if runtime == "tflm":
+        from tflite_micro.python.tflite_micro import runtime as micro
+
+        interpreter = micro.Interpreter.from_bytes(data)
+        for example in examples:
+            interpreter.set_input(example[None], 0)
+            interpreter.invoke()
+            outputs.append(interpreter.get_output(0)[0].copy())
+    else:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        interpreter = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        for example in examples:
+            interpreter.set_tensor(inp["index"], example[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.array(outputs)
+
+
+def predict(data: bytes, x: np.ndarray, runtime: str = "tflm") -> np.ndarray:
+    """Dequantized outputs (the model's logits) for float inputs ``x``."""
+    (in_scale, in_zero), (out_scale, out_zero) = _quantization(data)
+    q = run_int8(data, quantize(np.asarray(x, np.float32), in_scale, in_zero), runtime)
+    return (q.astype(np.float32) - out_zero) * out_scale

@@ -1,0 +1,90 @@
+"""Custom options of HyperTinyPW: one writer, one reader, every malformed case named."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import pytest
+from flatbuffers import flexbuffers
+
+from export import format as fmt
+
+GOOD = fmt.HyperOptions(
+    version=fmt.FORMAT_VERSION, mode="boot", strategy="tiled", c_out=512, c_in=384, code_dim=4,
+    hidden_dim=32, tile_size=8, code_bits=8, weight_bits=4,
+)
+
+
+def _raw(**changes: object) -> bytes:
+    options = {**asdict(GOOD), **changes}
+    return bytes(flexbuffers.Dumps({k: v for k, v in options.items() if v is not None}))
+
+
+@pytest.mark.parametrize("mode", fmt.MODES)
+@pytest.mark.parametrize("strategy", fmt.STRATEGIES)
+def test_round_trip(mode: str, strategy: str) -> None:
+    options = replace(GOOD, mode=mode, strategy=strategy, tile_size=8 if strategy == "tiled" else 0)
+    assert fmt.decode_options(fmt.encode_options(options)) == options
+
+
+def test_encoding_is_deterministic() -> None:
+    assert fmt.encode_options(GOOD) == fmt.encode_options(replace(GOOD))
+
+
+def test_constants() -> None:
+    assert fmt.CUSTOM_OP_NAME == "HyperTinyPW"
+    assert fmt.FORMAT_VERSION == 1
+    assert fmt.MODES == ("boot", "lazy", "stream")
+    assert set(fmt.INPUT_ROLES) == set(fmt.STRATEGIES)
+
+
+@pytest.mark.parametrize("key", fmt.OPTION_KEYS)
+def test_missing_option_is_named(key: str) -> None:
+    with pytest.raises(ValueError, match=f"missing option '{key}'"):
+        fmt.decode_options(_raw(**{key: None}))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("version", 2, "option 'version': expected format version 1, received version=2"),
+        ("mode", "eager", "option 'mode': expected one of"),
+        ("mode", 3, "option 'mode': expected a string, received mode=3"),
+        ("strategy", "dense", "option 'strategy'"),
+        ("c_out", 0, "option 'c_out'"),
+        ("c_in", 70000, "option 'c_in'"),
+        ("code_bits", 6, "option 'code_bits': expected 4 or 8, received code_bits=6"),
+        ("weight_bits", "8", "option 'weight_bits': expected an integer"),
+        ("tile_size", 0, "option 'tile_size'"),
+    ],
+)
+def test_bad_value_is_named(key: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        fmt.decode_options(_raw(**{key: value}))
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown option 'colour'='red'"):
+        fmt.decode_options(_raw(colour="red"))
+
+
+def test_paper_strategy_needs_zero_tile() -> None:
+    with pytest.raises(ValueError, match="option 'tile_size': expected 0 for strategy 'paper_dense'"):
+        fmt.decode_options(_raw(strategy="paper_dense"))
+
+
+@pytest.mark.parametrize("data", [b"", None])
+def test_missing_options(data: bytes | None) -> None:
+    with pytest.raises(ValueError, match="custom options are missing"):
+        fmt.decode_options(data)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 40])
+def test_corrupt_options(cut: int) -> None:
+    with pytest.raises(ValueError, match="HyperTinyPW"):
+        fmt.decode_options(fmt.encode_options(GOOD)[:-cut])
+
+
+def test_not_a_map() -> None:
+    with pytest.raises(ValueError, match="not a valid flexbuffer map"):
+        fmt.decode_options(bytes(flexbuffers.Dumps([1, 2, 3])))
