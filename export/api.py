@@ -57,13 +57,9 @@ def expand(hyper_bytes: bytes) -> bytes:
 
 def byte_report(model: keras.Model, data: bytes, *, fmt: str) -> FileReport:
     """The exported file's byte table: stored tensors checked against ``data`` plus flatbuffer overhead."""
-    _validate(fmt, fmt_mode_default())
+    _validate(fmt, fmt.MODE_BOOT)
     report = accounting.packed_bytes(model) if fmt == HYPER else accounting.folded_bytes(model)
     return file_report(report, data)
-
-
-def fmt_mode_default() -> str:
-    return fmt.MODE_BOOT
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
@@ -74,11 +70,14 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
 def write_all_atomic(outputs: Mapping[Path, bytes | str]) -> None:
     """Write several files so that either all appear complete or none is touched."""
     staged: list[tuple[str, Path]] = []
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         for path, data in outputs.items():
             path = Path(path)
             handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
             staged.append((tmp, path))
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written model is an ordinary file
             with os.fdopen(handle, "wb") as out:
                 out.write(data.encode() if isinstance(data, str) else data)
                 out.flush()

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
 from export import _flatbuffer as fb
-from hyper_tinypw_tf import encode, synthesis
+from hyper_tinypw_tf import accounting, encode, synthesis
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.layers import HyperPWConv2D
 from hyper_tinypw_tf.storage import StoredTensor
@@ -33,23 +33,11 @@ log = logging.getLogger("export")
 
 # Layers the exporter knows how to lower (after unwrapping tfmot wrappers).
 SUPPORTED_LAYERS = (
-    keras.layers.InputLayer,
+    *accounting.WEIGHTLESS_LAYERS,
     HyperPWConv2D,
     keras.layers.Conv2D,
     keras.layers.DepthwiseConv2D,
     keras.layers.Dense,
-    keras.layers.BatchNormalization,
-    keras.layers.ReLU,
-    keras.layers.Activation,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.MaxPooling2D,
-    keras.layers.Flatten,
-    keras.layers.Reshape,
-    keras.layers.Dropout,
-    keras.layers.Softmax,
-    keras.layers.Add,
 )
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 

@@ -29,7 +29,7 @@ from hyper_tinypw_tf.storage import (
 WEIGHT_BITS = 8
 
 # Layers that store nothing in flash once exported (BatchNorm folds into the conv before it).
-_WEIGHTLESS = (
+WEIGHTLESS_LAYERS = (
     keras.layers.InputLayer,
     keras.layers.BatchNormalization,
     keras.layers.ReLU,
@@ -94,7 +94,7 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
         return []  # folded into the conv before it
     if _is_quantize_input(layer):
         return []  # tfmot's input quantizer becomes the int8 input tensor's scale and zero point
-    if isinstance(layer, _WEIGHTLESS) and not layer.weights:
+    if isinstance(layer, WEIGHTLESS_LAYERS) and not layer.weights:
         return []
     raise ValueError(
         f"packed_bytes: layer {layer.name!r} of type {type(layer).__name__} is not supported; "
@@ -239,3 +239,54 @@ def folded_bytes(model: keras.Model) -> ByteReport:
         else:
             tensors += layer_tensors(inner)
     return ByteReport(tuple(tensors), 0, model.name)
+
+
+@dataclass(frozen=True)
+class RuntimeBill:
+    """What generated kernels cost at run time, next to the backbone's own compute.
+
+    ``cached_kernel_bytes`` is the SRAM that boot/lazy modes hold (every generated INT8 kernel);
+    ``stream_kernel_bytes`` the largest one, which stream mode regenerates into on every
+    inference at ``synthesis_macs`` per inference instead of once at load.
+    """
+
+    inference_macs: int
+    synthesis_macs: int
+    cached_kernel_bytes: int
+    stream_kernel_bytes: int
+
+    def table(self) -> str:
+        return "\n".join([
+            f"{'backbone MACs per inference':<44}{self.inference_macs:>14,}",
+            f"{'synthesis MACs (once in boot/lazy mode)':<44}{self.synthesis_macs:>14,}",
+            f"{'  ... or per inference in stream mode':<44}{self.synthesis_macs:>14,}",
+            f"{'SRAM for cached kernels (boot/lazy), bytes':<44}{self.cached_kernel_bytes:>14,}",
+            f"{'SRAM for the stream kernel buffer, bytes':<44}{self.stream_kernel_bytes:>14,}",
+        ])
+
+
+def _macs(layer: keras.layers.Layer) -> int:
+    """Multiply-accumulates of one inference through ``layer`` (batch 1)."""
+    if isinstance(layer, HyperPWConv2D):
+        return int(np.prod(layer.output_shape[1:3])) * layer.in_channels * layer.filters
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return int(np.prod(layer.output_shape[1:])) * int(np.prod(layer.kernel_size))
+    if isinstance(layer, keras.layers.Conv2D):
+        return int(np.prod(layer.output_shape[1:])) * int(np.prod(layer.kernel.shape[:3]))
+    if isinstance(layer, keras.layers.Dense):
+        return int(np.prod(layer.kernel.shape))
+    return 0
+
+
+def runtime_bill(model: keras.Model) -> RuntimeBill:
+    """Backbone MACs, synthesis MACs and the SRAM that generated kernels take."""
+    inference = synthesis = cached = largest = 0
+    for layer in model.layers:
+        inner = _unwrap(layer)
+        inference += _macs(inner)
+        if isinstance(inner, HyperPWConv2D):
+            synthesis += inner.generator.synthesis_macs(inner.in_channels, inner.filters)
+            kernel = inner.in_channels * inner.filters
+            cached += kernel
+            largest = max(largest, kernel)
+    return RuntimeBill(inference, synthesis, cached, largest)

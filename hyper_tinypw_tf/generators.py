@@ -184,6 +184,10 @@ class HyperGenerator(keras.layers.Layer):
     def strategy_layer_tensors(self, layer_name: str, c_in: int, c_out: int) -> list[StoredTensor]:
         raise NotImplementedError
 
+    def synthesis_macs(self, c_in: int, c_out: int) -> int:
+        """Integer multiply-accumulates to make one ``c_out × c_in`` kernel (docs/synthesis.md §3)."""
+        raise NotImplementedError
+
     # -- serialization ----------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -287,6 +291,10 @@ class TiledGenerator(HyperGenerator):
         rows, cols = self.grid(c_in, c_out)
         return [StoredTensor(f"{layer_name}/codes", (rows * cols, self.code_dim), self.code_bits, CODES)]
 
+    def synthesis_macs(self, c_in, c_out):
+        rows, cols = self.grid(c_in, c_out)
+        return rows * cols * (self.code_dim * self.hidden_dim + self.hidden_dim * self.tile_size**2)
+
     def get_config(self):
         config = super().get_config()
         config.update(tile_size=self.tile_size, pad=self.pad)
@@ -374,6 +382,12 @@ class PaperGenerator(HyperGenerator):
             StoredTensor(f"{layer_name}/code", (1, self.code_dim), self.code_bits, CODES),
             StoredTensor(f"{layer_name}/head", shape, self.weight_bits, HEADS),
         ]
+
+    def synthesis_macs(self, c_in, c_out):
+        mlp = self.code_dim * self.hidden_dim
+        if self.head == "dense":
+            return mlp + self.hidden_dim * c_out * c_in
+        return mlp + c_out * self.hidden_dim * (1 + c_in)
 
     def get_config(self):
         config = super().get_config()

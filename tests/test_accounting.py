@@ -93,3 +93,15 @@ def test_unbuilt_model_raises():
     model = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="is not built"):
         accounting.packed_bytes(model)
+
+
+def test_runtime_bill_counts_macs_and_kernel_sram():
+    gen = TiledGenerator(tile_size=4, code_dim=3, hidden_dim=5)
+    inputs = keras.Input((10, 1, 8))
+    x = keras.layers.DepthwiseConv2D((3, 1), padding="same")(inputs)
+    x = HyperPWConv2D(12, generator=gen)(x)
+    x = keras.layers.Conv2D(6, 1)(x)
+    bill = accounting.runtime_bill(keras.Model(inputs, x))
+    assert bill.inference_macs == 10 * 8 * 3 + 10 * 8 * 12 + 10 * 12 * 6
+    assert bill.synthesis_macs == (3 * 2) * (3 * 5 + 5 * 16)  # 3x2 tiles, MLP 3->5->16
+    assert bill.cached_kernel_bytes == bill.stream_kernel_bytes == 12 * 8
