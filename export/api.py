@@ -25,7 +25,7 @@ HYPER = "hyper"
 FORMATS = (FOLDED, HYPER)
 
 
-def _validate(fmt_name: Any, mode: Any) -> None:
+def _validate(fmt_name: Any, mode: Any = fmt.MODE_BOOT) -> None:
     if fmt_name not in FORMATS:
         raise ValueError(f"export: fmt must be one of {FORMATS}, received fmt={fmt_name!r}")
     if mode not in fmt.MODES:
@@ -57,7 +57,7 @@ def expand(hyper_bytes: bytes) -> bytes:
 
 def byte_report(model: keras.Model, data: bytes, *, fmt: str) -> FileReport:
     """The exported file's byte table: stored tensors checked against ``data`` plus flatbuffer overhead."""
-    _validate(fmt, fmt.MODE_BOOT)
+    _validate(fmt)
     report = accounting.packed_bytes(model) if fmt == HYPER else accounting.folded_bytes(model)
     return file_report(report, data)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from export import _flatbuffer as fb
 from export import format as fmt
+from export import hyper as hyper_mod
 from hyper_tinypw_tf import encode, synthesis
 
 schema = fb.schema
@@ -206,4 +207,5 @@ def expand(hyper: bytes) -> bytes:
         fb.set_buffer(model_t, output, kernel.astype(np.int8).tobytes())
     subgraph.operators = [op for op in subgraph.operators if all(op is not c for c in customs)]
     _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0})
+    hyper_mod.restore_zero_points(model_t)
     return fb.write(model_t)

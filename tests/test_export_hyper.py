@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from export import _flatbuffer as fb
-from export import api, convert, hyper
+from export import api, convert, hyper, interpreters
 from export import format as fmt
 from hyper_tinypw_tf import accounting
-from tests.conftest_export import GENERATORS, large_exports, tiny_exports, tiny_float_model
+from tests.conftest_export import GENERATORS, calibration, large_exports, tiny_exports, tiny_float_model
 
 
 def _customs(data: bytes):
@@ -104,3 +104,30 @@ def test_large_preset_hyper_is_at_least_6_31x_smaller() -> None:
     assert len(folded) / len(data) >= 6.31
     assert api.byte_report(model, data, fmt="hyper").total == len(data)
     assert api.byte_report(model, folded, fmt="folded").total == len(folded)
+
+
+def test_hyper_file_keeps_one_zero_point_per_channel_tensor() -> None:
+    _, data = tiny_exports("tiled")
+    per_channel = [t for t in fb.read(data).subgraphs[0].tensors
+                   if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) > 1]
+    assert per_channel and all(len(t.quantization.zeroPoint) == 1 for t in per_channel)
+
+
+def test_tflm_runs_slimmed_zero_points_identically() -> None:
+    # The slimming TFLM must accept in hyper files, applied to a folded file TFLM can run.
+    folded, _ = tiny_exports("tiled")
+    model_t = fb.read(folded)
+    hyper.slim_zero_points(model_t)
+    slim = fb.write(model_t)
+    assert len(slim) < len(folded)
+    (scale, zero), _ = interpreters._quantization(folded)
+    x = interpreters.quantize(calibration(6, seed=3), scale, zero)
+    np.testing.assert_array_equal(interpreters.run_int8(slim, x, "tflm"), interpreters.run_int8(folded, x, "tflm"))
+
+
+def test_restore_zero_points_undoes_slimming() -> None:
+    folded, _ = tiny_exports("tiled")
+    model_t = fb.read(folded)
+    hyper.slim_zero_points(model_t)
+    hyper.restore_zero_points(model_t)
+    assert fb.write(model_t) == fb.write(fb.read(folded))
