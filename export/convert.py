@@ -322,4 +322,24 @@ def finalize(raw: bytes, model: keras.Model, generated: list[GeneratedLayer]) ->
     for gen in generated:
         _place_kernel(model_t, ops[gen.name], gen)
     _drop_bias_quantization(model_t, ops.values())
+    _unshare_buffers(model_t)
     return fb.write(model_t)
+
+
+def _unshare_buffers(model_t: fb.schema.ModelT) -> None:
+    """Give every constant tensor its own buffer.
+
+    The converter stores equal constants once (all-zero biases of an untrained model, say), which
+    would make the file smaller than the sum of what each layer stores by a data-dependent amount.
+    One buffer per tensor keeps ``accounting total == len(file)`` true for every model.
+    """
+    seen: set[int] = set()
+    for tensor in model_t.subgraphs[0].tensors:
+        if not tensor.buffer or not len(fb.buffer_bytes(model_t, tensor)):
+            continue
+        if tensor.buffer in seen:
+            copy = fb.schema.BufferT()
+            copy.data = np.array(model_t.buffers[tensor.buffer].data, np.uint8).copy()
+            model_t.buffers.append(copy)
+            tensor.buffer = len(model_t.buffers) - 1
+        seen.add(tensor.buffer)

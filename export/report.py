@@ -73,6 +73,7 @@ def file_report(report: ByteReport, data: bytes) -> FileReport:
     subgraph = model_t.subgraphs[0]
     by_name = {fb.tensor_name(t): t for t in subgraph.tensors}
     found = []
+    counted_buffers: dict[int, str] = {}
     for record in report.tensors:
         layer, _, part = record.name.rpartition("/")
         if part == "scale":
@@ -87,10 +88,23 @@ def file_report(report: ByteReport, data: bytes) -> FileReport:
             if name not in by_name:
                 raise ValueError(f"file_report: stored tensor {record.name!r} is not in the file")
             size = len(fb.buffer_bytes(model_t, by_name[name]))
+            buffer = by_name[name].buffer
+            if buffer in counted_buffers:
+                raise ValueError(
+                    f"file_report: records {counted_buffers[buffer]!r} and {record.name!r} share one buffer "
+                    "in the file; counting both would claim bytes the file does not hold"
+                )
+            counted_buffers[buffer] = record.name
         if size != record.nbytes:
             raise ValueError(
                 f"file_report: tensor {name!r} holds {size} bytes in the file, but record {record.name!r} "
                 f"counts {record.nbytes} ({record.bits} bits × {int(np.prod(record.shape))})"
             )
         found.append(TensorBytes(record, name, size))
-    return FileReport(report, len(data), tuple(found))
+    result = FileReport(report, len(data), tuple(found))
+    if result.overhead < 0:
+        raise ValueError(
+            f"file_report: the records count {report.total} bytes but the file holds {len(data)}; "
+            "the accounting and the file disagree"
+        )
+    return result
