@@ -246,7 +246,18 @@ def run() -> None:
         print(__doc__)
         sys.exit(2)
     command = sys.argv.pop(1)
-    app.run(lambda argv: globals()[f"cmd_{command}"]())
+
+    def main(argv: list[str]) -> None:
+        from hyper_tinypw_tf.data.errors import DataError
+
+        try:
+            globals()[f"cmd_{command}"]()
+        except (ValueError, DataError) as error:
+            # Bad input (arguments, files, models, data): one clear line, not a traceback.
+            sys.stderr.write(f"hyper-tinypw {command}: error: {error}\n")
+            sys.exit(2)
+
+    app.run(main)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ GENERATORS = {
     "paper_factorized": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 4, "hidden_dim": 16,
                                                          "max_in_channels": 32}},
 }
-requires_mitdb = pytest.mark.skipif(not MITDB.is_dir(), reason="../shared/data/mitdb not present")
+requires_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 
 @functools.cache

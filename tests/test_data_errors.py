@@ -22,7 +22,7 @@ from hyper_tinypw_tf.data import (
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MITDB = DATA / "mitdb"
-needs_mitdb = pytest.mark.skipif(not MITDB.is_dir(), reason="../shared/data/mitdb absent")
+needs_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 
 def offline(host: str) -> bool:

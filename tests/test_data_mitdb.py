@@ -14,7 +14,7 @@ from hyper_tinypw_tf.data.errors import BadFileError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MITDB = DATA / "mitdb"
-pytestmark = pytest.mark.skipif(not MITDB.is_dir(), reason="../shared/data/mitdb not present")
+pytestmark = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 DS1 = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
        "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"]

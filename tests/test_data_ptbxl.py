@@ -14,7 +14,7 @@ from hyper_tinypw_tf.data import load, load_arrays
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PTBXL = DATA / "ptbxl"
-pytestmark = pytest.mark.skipif(not PTBXL.is_dir(), reason="../shared/data/ptbxl not present")
+pytestmark = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 
 @pytest.fixture(scope="module")

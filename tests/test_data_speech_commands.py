@@ -12,7 +12,7 @@ from hyper_tinypw_tf.data import load, speech_commands, splits
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SC = DATA / "speech_commands"
-needs_data = pytest.mark.skipif(not SC.is_dir(), reason="../shared/data/speech_commands absent")
+needs_data = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 
 def speakers(groups: np.ndarray) -> set[str]:

@@ -51,8 +51,9 @@ def test_quantize_apply_keeps_one_generator(hyper_model, batch):
     qat = quantization.quantize_model(hyper_model)
     assert len(generators_of(qat)) == 1
     assert generator_variable_count(qat) == generator_variable_count(hyper_model)
-    # Fake quantization moves outputs a little, never a lot.
-    np.testing.assert_allclose(qat(batch).numpy(), hyper_model(batch).numpy(), atol=0.05)
+    # Fake quantization moves the logits by a few steps of the output quantizer's initial grid
+    # (range [-6, 6] over 255 steps), never more.
+    np.testing.assert_allclose(qat(batch).numpy(), hyper_model(batch).numpy(), atol=3 * 12 / 255)
 
 
 @pytest.mark.parametrize("filename", ["qat.h5", "qat_saved_model"])
