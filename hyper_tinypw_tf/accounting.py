@@ -238,7 +238,7 @@ def folded_bytes(model: keras.Model) -> ByteReport:
             tensors += [kernel, *channel_metadata(inner.name, inner.filters, inner.filters)]
         else:
             tensors += layer_tensors(inner)
-    return ByteReport(tuple(tensors), 0, model.name)
+    return ByteReport(tuple(tensors), 0, f"{model.name} (folded)")
 
 
 @dataclass(frozen=True)
