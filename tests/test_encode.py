@@ -23,11 +23,16 @@ def _layer(make, c_in=40, c_out=36):
     return layer
 
 
+def _device_kernel(layer, channel_factor=None):
+    """The int8 kernel and float scales the device and the exporter make for ``layer``."""
+    enc = encode.encode_generator(layer.generator)
+    return encode.synthesize(enc, encode.encode_layer(layer, enc, channel_factor=channel_factor))
+
+
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_qat_kernel_matches_integer_synthesis(name):
     layer = _layer(GENERATORS[name])
-    enc = encode.encode_generator(layer.generator)
-    kernel, scales = encode.synthesize(enc, encode.encode_layer(layer, enc))
+    kernel, scales = _device_kernel(layer)
     simulated = layer.generated_kernel(quantize=True).numpy()
     # The simulation's per-channel grid is the device's, and the device requantizes with one
     # rounding, so the integers agree exactly. With int4 weights the hidden accumulators are small
@@ -44,8 +49,7 @@ def test_qat_kernel_matches_integer_synthesis(name):
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_dequantized_kernel_approximates_the_float_kernel(name):
     layer = _layer(GENERATORS[name])
-    enc = encode.encode_generator(layer.generator)
-    kernel, scales = encode.synthesize(enc, encode.encode_layer(layer, enc))
+    kernel, scales = _device_kernel(layer)
     float_kernel = layer.generated_kernel(quantize=False).numpy()
     error = np.abs(kernel * scales[:, None] - float_kernel).max()
     assert error < (0.3 if layer.generator.weight_bits == 4 else 0.1) * np.abs(float_kernel).max()
@@ -53,10 +57,9 @@ def test_dequantized_kernel_approximates_the_float_kernel(name):
 
 def test_every_row_reaches_127_and_signs_follow_batchnorm():
     layer = _layer(GENERATORS["tiled8"], c_in=16, c_out=8)
-    enc = encode.encode_generator(layer.generator)
     factor = np.array([1.0, -2.0, 0.5, 1.0, -1.0, 3.0, 1.0, 1.0])
-    kernel, scales = encode.synthesize(enc, encode.encode_layer(layer, enc, channel_factor=factor))
-    plain, plain_scales = encode.synthesize(enc, encode.encode_layer(layer, enc))
+    kernel, scales = _device_kernel(layer, factor)
+    plain, plain_scales = _device_kernel(layer)
     assert (np.abs(kernel).max(axis=1) == 127).all()
     np.testing.assert_array_equal(kernel, np.where(factor[:, None] < 0, -plain, plain))
     np.testing.assert_allclose(scales, plain_scales * np.abs(factor), rtol=1e-6)

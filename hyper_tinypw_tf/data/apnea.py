@@ -99,19 +99,9 @@ def load_arrays(
     pool = list(records) if records is not None else present
     assignment = splits.split_groups(pool, fractions, seed)
     splits.check_disjoint(assignment)
-    todo = [(s, r) for s in splits.SPLITS for r in assignment[s]]
-    parts: dict[str, list[tuple[str, dict[str, np.ndarray]]]] = {s: [] for s in splits.SPLITS}
-    skipped: list[str] = []
-    for split, rec in cache.progress(todo, len(todo), "apnea records", quiet):
-        try:
-            parts[split].append((rec, record_minutes(data_dir, rec, zscore, cache_dir,
-                                                     use_cache)))
-        except BadFileError as e:
-            if not skip_bad:
-                raise
-            skipped.append(str(e.path))
-    if skipped:
-        log.warning("apnea: skipped %d bad record(s): %s", len(skipped), ", ".join(skipped))
+    parts, skipped = ecg.load_split_records(
+        assignment, lambda rec: record_minutes(data_dir, rec, zscore, cache_dir, use_cache), "apnea", quiet, skip_bad
+    )
     names = list(CLASS_NAMES)
     out = {s: ecg.stack_records(parts[s], "y", MINUTE) for s in splits.SPLITS}
     info = DatasetInfo(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 import numpy as np
 import tensorflow as tf
 
+from hyper_tinypw_tf.data import cache, splits
 from hyper_tinypw_tf.data.base import SplitArrays
+from hyper_tinypw_tf.data.errors import BadFileError
+
+log = logging.getLogger(__name__)
+RecordArrays = dict[str, np.ndarray]
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -69,3 +76,26 @@ def stack_records(
         y=np.concatenate([d[y_key] for _, d in parts]).astype(np.int64),
         groups=np.concatenate([np.full(len(d[y_key]), r) for r, d in parts]),
     )
+
+
+def load_split_records(
+    assignment: Mapping[str, Sequence[str]],
+    load_one: Callable[[str], RecordArrays],
+    what: str,
+    quiet: bool,
+    skip_bad: bool,
+) -> tuple[dict[str, list[tuple[str, RecordArrays]]], list[str]]:
+    """Load every record of every split with a progress bar; bad files raise, or are skipped and listed."""
+    todo = [(s, r) for s in splits.SPLITS for r in assignment[s]]
+    parts: dict[str, list[tuple[str, RecordArrays]]] = {s: [] for s in splits.SPLITS}
+    skipped: list[str] = []
+    for split, record in cache.progress(todo, len(todo), f"{what} records", quiet):
+        try:
+            parts[split].append((record, load_one(record)))
+        except BadFileError as error:
+            if not skip_bad:
+                raise
+            skipped.append(str(error.path))
+    if skipped:
+        log.warning("%s: skipped %d bad record(s): %s", what, len(skipped), ", ".join(skipped))
+    return parts, skipped

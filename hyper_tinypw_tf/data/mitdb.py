@@ -15,7 +15,7 @@ import numpy as np
 
 from hyper_tinypw_tf.data import cache, ecg, splits, wfdb_io
 from hyper_tinypw_tf.data.base import DatasetInfo, SplitArrays, class_counts
-from hyper_tinypw_tf.data.errors import BadFileError, EmptyDataDirError, MissingRecordsError
+from hyper_tinypw_tf.data.errors import EmptyDataDirError, MissingRecordsError
 
 log = logging.getLogger("hyper_tinypw_tf.data")
 
@@ -165,20 +165,10 @@ def load_arrays(
     assignment = assign_records(present, protocol, data_dir, seed, fractions, val_fraction,
                                 records)
     class_names = list(AAMI_CLASSES if labels == "aami" else V_CLASSES)
-    todo = [(s, r) for s in splits.SPLITS for r in assignment[s]]
-    parts: dict[str, list[tuple[str, dict[str, np.ndarray]]]] = {s: [] for s in splits.SPLITS}
-    skipped: list[str] = []
-    for split, rec in cache.progress(todo, len(todo), "mitdb records", quiet):
-        try:
-            parts[split].append((rec, record_windows(data_dir, rec, window, fs, zscore,
-                                                     cache_dir, use_cache)))
-        except BadFileError as e:
-            if not skip_bad:
-                raise
-            skipped.append(str(e.path))
-            log.warning("mitdb: skipping record %s: %s", rec, e)
-    if skipped:
-        log.warning("mitdb: skipped %d bad record(s): %s", len(skipped), ", ".join(skipped))
+    parts, skipped = ecg.load_split_records(
+        assignment, lambda rec: record_windows(data_dir, rec, window, fs, zscore, cache_dir, use_cache),
+        "mitdb", quiet, skip_bad,
+    )
     key = "aami" if labels == "aami" else "v"
     out = {s: ecg.stack_records(parts[s], key, window) for s in splits.SPLITS}
     info = DatasetInfo(
