@@ -93,6 +93,14 @@ def check_layers(model: keras.Model) -> None:
                 f"convert: layer {inner.name!r} of type {type(inner).__name__} is not supported; "
                 f"supported layers: {sorted({c.__name__ for c in SUPPORTED_LAYERS})}"
             )
+        # Layers are matched to the converter's ops in graph order, which is only unambiguous for
+        # a chain: refuse branches rather than risk a kernel in the wrong op.
+        fan_in = sum(len(node.keras_inputs) for node in layer.inbound_nodes)
+        if len(layer.outbound_nodes) > 1 or fan_in > 1:
+            raise ValueError(
+                f"convert: layer {inner.name!r} branches (fan-in {fan_in}, fan-out {len(layer.outbound_nodes)}); "
+                "the exporter supports chains of layers, like the reference models"
+            )
 
 
 def _children(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:

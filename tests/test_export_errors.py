@@ -201,3 +201,16 @@ def test_export_files_writes_model_c_array_and_prints_table(tmp_path) -> None:
     assert f"const unsigned int model_data_len = {len(data)};" in source
     assert c_array.parse_c_array(source) == data
     assert "extern const unsigned char model_data[];" in (tmp_path / "model_data.h").read_text()
+
+
+def test_branching_model_is_refused_naming_the_layer() -> None:
+    from hyper_tinypw_tf import HyperPWConv2D
+
+    inputs = keras.Input((16, 1, 8))
+    a = keras.layers.Conv2D(8, (3, 1), padding="same", name="left")(inputs)
+    b = HyperPWConv2D(8, name="right")(inputs)
+    x = keras.layers.Add(name="join")([a, b])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    with pytest.raises(ValueError, match="branches"):
+        api.export_model(model, fmt="folded", representative_data=np.zeros((2, 16, 1, 8), np.float32))
