@@ -16,10 +16,9 @@ import numpy as np
 
 from export import _flatbuffer as fb
 from hyper_tinypw_tf.accounting import ByteReport
-from hyper_tinypw_tf.storage import StoredTensor
+from hyper_tinypw_tf.storage import BIASES_SCALES, SCALE_BITS, StoredTensor
 
 FLATBUFFER_OVERHEAD = "flatbuffer overhead"
-SCALE_BYTES = 4  # float32 per scale in a TFLite QuantizationParameters table
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,10 @@ class FileReport:
 
 def _scale_bytes(tensor: fb.schema.TensorT) -> int:
     quant = tensor.quantization
-    return 0 if quant is None or quant.scale is None else SCALE_BYTES * len(quant.scale)
+    if quant is None or quant.scale is None or not len(quant.scale):
+        return 0
+    # Sized by the same rule as the records: one float32 per scale.
+    return StoredTensor(fb.tensor_name(tensor), (len(quant.scale),), SCALE_BITS, BIASES_SCALES).nbytes
 
 
 def file_report(report: ByteReport, data: bytes) -> FileReport:

@@ -217,10 +217,6 @@ def compare(stored: keras.Model, hyper: keras.Model, print_fn: Callable[[str], N
     return result
 
 
-def parameter_count(model: keras.Model) -> int:
-    """Trainable numbers in the model, each shared variable once."""
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
-
 
 def folded_bytes(model: keras.Model) -> ByteReport:
     """What a folded export stores: each generated PW kernel as a stored INT8 kernel, no generator.

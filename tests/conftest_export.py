@@ -49,7 +49,8 @@ def ecg_splits() -> dict:
 def tiny_float_model(generator: str = "tiled", seed: int = 0) -> keras.Model:
     """An untrained tiny ECG model with PW2 and PW3 generated (BN statistics made non-trivial).
 
-    Cached on the normalized arguments: a generator's shared_name is random, so the same call
+    Cached on the normalized arguments: each new generator gets the next Keras layer name
+    (tiled_generator, tiled_generator_1, ...), which names tensors in the file, so the same call
     must return the same instance for exports to be comparable byte for byte.
     """
     return _tiny_float_model(generator, seed)
