@@ -1,0 +1,86 @@
+"""Peers (hyper_tinypw_tf.clustering, export.peers): tfmot clustering + TFLM LUT compression, run in TFLM."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from export import _flatbuffer as fb
+from export import convert, interpreters, peers
+from hyper_tinypw_tf import clustering, models
+from hyper_tinypw_tf._keras import keras
+
+# Wide enough that 4-bit indices plus per-channel tables are smaller than int8 filters.
+WIDE = models.Backbone(
+    input_shape=(64, 1, 1), stem_channels=16, stem_kernel=(5, 1), stem_strides=(2, 2),
+    channels=(64, 96), strides=((2, 2), (2, 2)), dw_kernel=(5, 1),
+)
+
+
+def _calibration(n: int = 8) -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(n, 64, 1, 1)).astype(np.float32)
+
+
+@functools.cache
+def _stored_and_clustered(n_clusters: int) -> tuple[keras.Model, keras.Model, bytes]:
+    keras.utils.set_random_seed(0)
+    stored = models.build_backbone(WIDE, 3, pw="stored")
+    clustered = clustering.strip(clustering.cluster_pointwise(stored, n_clusters))
+    folded = convert.convert_model(clustered, representative_data=_calibration())
+    return stored, clustered, folded
+
+
+@pytest.mark.parametrize("n_clusters", [16, 8])
+def test_clustered_pointwise_kernels_hold_n_values(n_clusters):
+    stored, clustered, _ = _stored_and_clustered(n_clusters)
+    pointwise = [layer for layer in clustered.layers if clustering.is_pointwise(layer)]
+    assert [layer.name for layer in pointwise] == ["pw1", "pw2", "classifier"]
+    for layer in pointwise:
+        assert len(np.unique(layer.kernel.numpy())) == n_clusters
+    original = {layer.name: layer.kernel.numpy() for layer in stored.layers if clustering.is_pointwise(layer)}
+    assert all(len(np.unique(kernel)) > n_clusters for kernel in original.values()), "the input model is untouched"
+
+
+@pytest.mark.parametrize("n_clusters", [16, 8])
+def test_lut_file_runs_in_tflm_with_identical_outputs_and_fewer_bytes(n_clusters):
+    _, _, folded = _stored_and_clustered(n_clusters)
+    bits = peers.bits_for_clusters(n_clusters)
+    compressed = peers.lut_compress(folded, bits)
+    x = np.random.default_rng(2).integers(-128, 128, size=(6, 64, 1, 1)).astype(np.int8)
+    assert np.array_equal(interpreters.run_int8(compressed, x), interpreters.run_int8(folded, x))
+    assert len(compressed) < len(folded)
+    model_t = fb.read(compressed)
+    subgraph = model_t.subgraphs[0]
+    assert [fb.op_name(model_t, op) for op in subgraph.operators].count("TFLM_DECODE") == 3
+    index_bytes = {fb.tensor_name(t): len(fb.buffer_bytes(model_t, t)) for t in subgraph.tensors}
+    # Each filter now holds ``bits``-bit indices: (C_out * C_in * bits) / 8 bytes.
+    for name, count in (("pw1/kernel", 64 * 16), ("pw2/kernel", 96 * 64), ("classifier/kernel", 3 * 96)):
+        assert index_bytes[name] == -(-count * bits // 8), name
+
+
+def test_lut_refuses_unclustered_filters_by_name():
+    keras.utils.set_random_seed(0)
+    stored = models.build_backbone(WIDE, 3, pw="stored")
+    folded = convert.convert_model(stored, representative_data=_calibration())
+    with pytest.raises(ValueError, match=r"tensor 'pw2/kernel' has \d+ distinct values .* more than 2\*\*4"):
+        peers.lut_compress(folded, 4)
+
+
+@pytest.mark.parametrize("bits", [0, 8, "4"])
+def test_lut_refuses_bad_bits(bits):
+    _, _, folded = _stored_and_clustered(16)
+    with pytest.raises(ValueError, match=r"bits must be one of"):
+        peers.lut_compress(folded, bits)
+
+
+@pytest.mark.parametrize("n_clusters", [1, 257, 4.0])
+def test_cluster_refuses_bad_counts(n_clusters):
+    keras.utils.set_random_seed(0)
+    with pytest.raises(ValueError, match=r"n_clusters must be an integer in \[2, 256\]"):
+        clustering.cluster_pointwise(models.build_backbone(WIDE, 3, pw="stored"), n_clusters)
+
+
+def test_bits_for_clusters():
+    assert [peers.bits_for_clusters(n) for n in (2, 8, 9, 16, 256)] == [1, 3, 4, 4, 8]
