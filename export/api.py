@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from export import c_array, convert, hyper
+from export import c_array, convert, hyper, slim
 from export import expand as _expand
 from export import format as fmt
 from export.report import FileReport, file_report
@@ -28,26 +28,47 @@ FORMATS = (FOLDED, HYPER)
 def _validate(fmt_name: Any, mode: Any = fmt.MODE_BOOT) -> None:
     if fmt_name not in FORMATS:
         raise ValueError(f"export: fmt must be one of {FORMATS}, received fmt={fmt_name!r}")
-    if mode not in fmt.MODES:
-        raise ValueError(f"export: mode must be one of {fmt.MODES}, received mode={mode!r}")
+    if mode not in hyper.EXPORT_MODES:
+        raise ValueError(f"export: mode must be one of {hyper.EXPORT_MODES}, received mode={mode!r}")
+
+
+def synthesis_macs(model: keras.Model) -> dict[str, int]:
+    """Layer name → MACs to synthesize its kernel, from its generator (the bill's one formula)."""
+    from hyper_tinypw_tf.layers import HyperPWConv2D
+
+    macs = {}
+    for layer in model.layers:
+        inner = layer
+        while not isinstance(inner, HyperPWConv2D) and isinstance(getattr(inner, "layer", None), keras.layers.Layer):
+            inner = inner.layer
+        if isinstance(inner, HyperPWConv2D):
+            macs[inner.name] = int(inner.generator.synthesis_macs(inner.in_channels, inner.filters))
+    return macs
 
 
 def export_model(
-    model: keras.Model, *, fmt: str, mode: str = fmt.MODE_BOOT, representative_data: Any = None
+    model: keras.Model, *, fmt: str, mode: str = fmt.MODE_BOOT, representative_data: Any = None,
+    slim_zero_points: bool = False, sram_budget: int | None = None,
 ) -> bytes:
     """``.tflite`` bytes of ``model``: "folded" (kernels stored) or "hyper" (kernels made by HyperTinyPW ops).
 
     Args:
       model: a QAT model (``quantize_model``) or a float model with ``representative_data``.
       fmt: "folded" or "hyper".
-      mode: "boot", "lazy" or "stream" (hyper only; written into each op's options).
+      mode: "boot", "lazy" or "stream" (hyper only; written into each op's options), or "budget":
+        per layer boot or stream so that cached kernels fit ``sram_budget`` (``hyper.budget_modes``).
       representative_data: calibration inputs for a float model.
+      sram_budget: bytes of SRAM for cached kernels, with mode="budget".
+      slim_zero_points: folded only: one zero point per per-channel tensor, as hyper files store them,
+        for byte comparisons at a budget (TFLM reads such a file; LiteRT's reader refuses it).
     """
     _validate(fmt, mode)
     folded = convert.convert_model(model, representative_data=representative_data)
     if fmt == FOLDED:
-        return folded
-    return hyper.to_hyper(folded, convert.generated_layers(model), mode=mode)
+        return slim.slim_zero_points_bytes(folded) if slim_zero_points else folded
+    macs = synthesis_macs(model) if mode == hyper.BUDGET else None
+    return hyper.to_hyper(folded, convert.generated_layers(model), mode=mode, sram_budget=sram_budget,
+                          synthesis_macs=macs)
 
 
 def expand(hyper_bytes: bytes) -> bytes:
@@ -99,6 +120,8 @@ def export_files(
     representative_data: Any = None,
     c_array_name: str | None = None,
     print_fn: Callable[[str], None] | None = print,
+    slim_zero_points: bool = False,
+    sram_budget: int | None = None,
 ) -> FileReport:
     """Export ``model`` to ``output`` (and ``NAME.h``/``NAME.cc`` beside it), print the byte table.
 
@@ -110,7 +133,10 @@ def export_files(
         raise ValueError(f"export: the directory of output={str(output)!r} does not exist")
     if c_array_name is not None:
         c_array.to_c_array(b"\0", c_array_name)  # validates the name before any work
-    data = export_model(model, fmt=fmt, mode=mode, representative_data=representative_data)
+    data = export_model(
+        model, fmt=fmt, mode=mode, representative_data=representative_data, slim_zero_points=slim_zero_points,
+        sram_budget=sram_budget,
+    )
     report = byte_report(model, data, fmt=fmt)
     outputs: dict[Path, bytes | str] = {output: data}
     if c_array_name is not None:
@@ -120,6 +146,10 @@ def export_files(
     write_all_atomic(outputs)
     if print_fn is not None:
         report.summary(print_fn)
+        if mode == hyper.BUDGET and fmt == HYPER:
+            layers = convert.generated_layers(model)
+            costs = hyper.budget_costs(layers, synthesis_macs(model))
+            print_fn(hyper.budget_table(layers, hyper.budget_modes(costs, sram_budget), costs, sram_budget))
     return report
 
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
 from export import _flatbuffer as fb
+from export import slim
 from hyper_tinypw_tf import accounting, encode, synthesis
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.layers import HyperPWConv2D
@@ -324,13 +325,18 @@ def convert_model(model: keras.Model, *, representative_data: Any = None) -> byt
 
 
 def finalize(raw: bytes, model: keras.Model, generated: list[GeneratedLayer]) -> bytes:
-    """Converter output → folded bytes: canonical names, exact generated filters, no bias quantization."""
+    """Converter output → folded bytes: canonical names, exact generated filters, no bias quantization.
+
+    Tensor names then follow ``export/slim.py``, as in hyper files.
+    """
     model_t = fb.read(raw, "converter output")
     ops = _rename_and_map(model_t, _weight_layers(model))
     for gen in generated:
         _place_kernel(model_t, ops[gen.name], gen)
     _drop_bias_quantization(model_t, ops.values())
     _unshare_buffers(model_t)
+    # The names rule of every exported file (export/slim.py), so byte comparisons are fair.
+    slim.strip_names(model_t, (int(i) for op in ops.values() for i in op.inputs[1:3]))
     return fb.write(model_t)
 
 

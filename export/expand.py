@@ -1,21 +1,23 @@
 """Hyper ``.tflite`` bytes → folded bytes: run each ``HyperTinyPW`` op's synthesis on the host.
 
 The inverse of ``hyper.to_hyper``: every custom op's inputs and options are parsed and checked
-(types, shapes, lengths, ranges, each error naming the op's output tensor, the input and the value
-received), the kernel is made with ``hyper_tinypw_tf.synthesis`` through ``encode.accumulators``
-(the one integer path), written back as the filter's constant buffer, and the op and its inputs
-are removed. It is also how a hyper file is checked on a machine without the TFLM kernel.
+(the file's CRC-32 first; then types, shapes, lengths, ranges and each op's CRC-32 of its inputs, each
+error naming the op's output tensor, the input and the value received), the kernel is made with
+``hyper_tinypw_tf.synthesis`` through ``encode.accumulators`` (the one integer path), written back
+as the filter's constant buffer, and the op, its inputs and the CRC metadata are removed. It is also
+how a hyper file is checked on a machine without the TFLM kernel.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
 from export import _flatbuffer as fb
 from export import format as fmt
-from export import hyper as hyper_mod
+from export import slim
 from hyper_tinypw_tf import encode, synthesis
 
 schema = fb.schema
@@ -46,10 +48,43 @@ def _expected_inputs(opts: fmt.HyperOptions, b_shared_cols: int | None) -> dict[
     return {role: shapes[role] for role in fmt.INPUT_ROLES[opts.strategy]}
 
 
+def _shape(tensor: schema.TensorT) -> list[int]:
+    return [] if tensor.shape is None else [int(d) for d in tensor.shape]
+
+
+def check_file_crc(data: bytes, what: str = "hyper model") -> None:
+    """Verify the file CRC-32 of docs/format.md §7 (``hyper.seal`` writes it).
+
+    Raises:
+      ValueError: the ``hyper_tinypw_crc32`` metadata is missing, malformed, or disagrees with the file.
+    """
+    try:
+        span = fb.metadata_span(data, fmt.METADATA_CRC32)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
+    if span is None:
+        raise ValueError(
+            f"{what}: no {fmt.METADATA_CRC32!r} metadata (the file CRC-32 of format version {fmt.FORMAT_VERSION}); "
+            "the file is corrupt or was written by an older exporter"
+        )
+    offset, length = span
+    if length != fmt.METADATA_CRC32_BYTES:
+        raise ValueError(
+            f"{what}: metadata {fmt.METADATA_CRC32!r} holds {length} bytes, expected {fmt.METADATA_CRC32_BYTES}"
+        )
+    (stored,) = struct.unpack_from("<I", data, offset)
+    actual = fmt.file_crc32(data, offset)
+    if stored != actual:
+        raise ValueError(
+            f"{what}: file CRC-32 mismatch: metadata {fmt.METADATA_CRC32!r} says 0x{stored:08x}, "
+            f"the file's bytes give 0x{actual:08x}; the file is corrupt"
+        )
+
+
 def _values(model_t: schema.ModelT, tensor: schema.TensorT, where: str) -> np.ndarray:
     """Integer values of a checked constant input (int4 unpacked)."""
     raw = fb.buffer_bytes(model_t, tensor)
-    count = math.prod(int(d) for d in tensor.shape)
+    count = math.prod(_shape(tensor))
     kind = tensor.type
     expected = {
         schema.TensorType.INT4: -(-count // 2),
@@ -62,9 +97,9 @@ def _values(model_t: schema.ModelT, tensor: schema.TensorT, where: str) -> np.nd
             f"{where}: holds {len(raw)} bytes, expected {expected} for {fb.type_name(kind)} {list(tensor.shape)}"
         )
     if kind == schema.TensorType.INT4:
-        return synthesis.unpack_int4(np.frombuffer(raw, np.uint8), count).reshape([int(d) for d in tensor.shape])
+        return synthesis.unpack_int4(np.frombuffer(raw, np.uint8), count).reshape(_shape(tensor))
     dtype = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8, schema.TensorType.INT32: np.int32}
-    return np.frombuffer(raw, dtype[kind]).reshape([int(d) for d in tensor.shape])
+    return np.frombuffer(raw, dtype[kind]).reshape(_shape(tensor))
 
 
 def _op_inputs(
@@ -73,34 +108,41 @@ def _op_inputs(
     """Check the op's inputs against its options; returns their integer values by role."""
     subgraph = model_t.subgraphs[0]
     roles = fmt.INPUT_ROLES[opts.strategy]
-    inputs = [int(i) for i in op.inputs]
+    inputs = [] if op.inputs is None else [int(i) for i in op.inputs]
     if len(inputs) != len(roles):
         raise ValueError(
             f"{label}: expected {len(roles)} inputs {roles} for strategy {opts.strategy!r}, received {len(inputs)}"
         )
+    for role, index in zip(roles, inputs, strict=True):
+        if not 0 <= index < len(subgraph.tensors):
+            raise ValueError(f"{label}: input {role!r} refers to tensor index {index}, which does not exist")
     b_cols = None
     if fmt.ROLE_B_SHARED in roles:
-        tensor = subgraph.tensors[inputs[roles.index(fmt.ROLE_B_SHARED)]]
-        b_cols = int(tensor.shape[-1]) if len(tensor.shape) == 2 else None
+        b_shape = _shape(subgraph.tensors[inputs[roles.index(fmt.ROLE_B_SHARED)]])
+        b_cols = b_shape[-1] if len(b_shape) == 2 else None
         if b_cols is not None and b_cols < opts.c_in:
             raise ValueError(f"{label}: input 'b_shared' has {b_cols} columns, fewer than c_in={opts.c_in}")
     values = {}
     for role, index, (shape, types) in zip(roles, inputs, _expected_inputs(opts, b_cols).values(), strict=True):
-        if not 0 <= index < len(subgraph.tensors):
-            raise ValueError(f"{label}: input {role!r} refers to tensor index {index}, which does not exist")
         tensor = subgraph.tensors[index]
         where = f"{label}: input {role!r} (tensor {fb.tensor_name(tensor)!r})"
         if tensor.type not in types:
             names = "/".join(fb.type_name(t) for t in types)
             raise ValueError(f"{where}: expected type {names}, received {fb.type_name(tensor.type)}")
-        if [int(d) for d in tensor.shape] != shape:
-            raise ValueError(f"{where}: expected shape {shape}, received {[int(d) for d in tensor.shape]}")
+        if _shape(tensor) != shape:
+            raise ValueError(f"{where}: expected shape {shape}, received {_shape(tensor)}")
         values[role] = _values(model_t, tensor, where)
     multiplier, shift = (int(v) for v in values[fmt.ROLE_REQUANT])
     if not 2**30 <= multiplier < 2**31 or not -31 <= shift <= 30:
         raise ValueError(
             f"{label}: input 'requant' must hold a multiplier in [2^30, 2^31) and a shift in [-31, 30], "
             f"received multiplier={multiplier}, shift={shift}"
+        )
+    crc = fmt.inputs_crc32(fb.buffer_bytes(model_t, subgraph.tensors[i]) for i in inputs)
+    if crc != opts.crc32:
+        raise ValueError(
+            f"{label}: CRC-32 mismatch: option 'crc32' says 0x{opts.crc32:08x}, the inputs' bytes give 0x{crc:08x}; "
+            "the file is corrupt"
         )
     return values
 
@@ -131,7 +173,7 @@ def synthesize_op(model_t: schema.ModelT, op: schema.OperatorT, label: str) -> t
 
 
 def _check_output(tensor: schema.TensorT, opts: fmt.HyperOptions, label: str) -> None:
-    shape = [int(d) for d in tensor.shape]
+    shape = _shape(tensor)
     if tensor.type != schema.TensorType.INT8 or shape != [opts.c_out, 1, 1, opts.c_in]:
         raise ValueError(
             f"{label}: output must be INT8 {[opts.c_out, 1, 1, opts.c_in]}, "
@@ -145,15 +187,16 @@ def _check_output(tensor: schema.TensorT, opts: fmt.HyperOptions, label: str) ->
         )
 
 
-def _remove_inputs(model_t: schema.ModelT, candidates: set[int]) -> None:
-    """Drop the removed ops' input tensors nothing else uses, their buffers, and unused operator codes."""
+def _remove_inputs(model_t: schema.ModelT, candidates: set[int], freed_buffers: set[int]) -> None:
+    """Drop the removed ops' input tensors nothing else uses, their buffers (and ``freed_buffers`` if
+    unused), and unused operator codes."""
     subgraph = model_t.subgraphs[0]
     used = {int(i) for op in subgraph.operators for i in [*op.inputs, *op.outputs] if i >= 0}
     used |= {int(i) for i in [*subgraph.inputs, *subgraph.outputs]}
     dropped = sorted(candidates - used)
     keep = [i for i in range(len(subgraph.tensors)) if i not in set(dropped)]
     remap = {old: new for new, old in enumerate(keep)}
-    freed = {subgraph.tensors[i].buffer for i in dropped}
+    freed = {subgraph.tensors[i].buffer for i in dropped} | freed_buffers
     subgraph.tensors = [subgraph.tensors[i] for i in keep]
     for op in subgraph.operators:
         op.inputs = np.array([remap[int(i)] if i >= 0 else -1 for i in op.inputs], np.int32)
@@ -181,6 +224,14 @@ def _remove_inputs(model_t: schema.ModelT, candidates: set[int]) -> None:
         op.opcodeIndex = remap_c[op.opcodeIndex]
 
 
+def _custom_ops(model_t: schema.ModelT) -> list[schema.OperatorT]:
+    """The model's HyperTinyPW ops; raises if there is none (then it is no hyper file)."""
+    customs = [op for op in model_t.subgraphs[0].operators if fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME]
+    if not customs:
+        raise ValueError(f"expand: the model has no {fmt.CUSTOM_OP_NAME} op; it is not a hyper file")
+    return customs
+
+
 def expand(hyper: bytes) -> bytes:
     """Folded bytes of a hyper file: each ``HyperTinyPW`` op replaced by the constant kernel it makes.
 
@@ -188,11 +239,15 @@ def expand(hyper: bytes) -> bytes:
       ValueError: naming the op's output tensor and the option or input at fault, for missing or
         corrupt options, an unknown format version, wrong input types, shapes or lengths.
     """
+    fb.check_identifier(hyper, "hyper model")
+    try:
+        check_file_crc(hyper)
+    except ValueError:
+        _custom_ops(fb.read(hyper, "hyper model"))  # a folded file is refused as such, not as a bad CRC
+        raise
     model_t = fb.read(hyper, "hyper model")
     subgraph = model_t.subgraphs[0]
-    customs = [op for op in subgraph.operators if fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME]
-    if not customs:
-        raise ValueError(f"expand: the model has no {fmt.CUSTOM_OP_NAME} op; it is not a hyper file")
+    customs = _custom_ops(model_t)
     for number, op in enumerate(customs):
         if len(op.outputs) != 1 or not 0 <= op.outputs[0] < len(subgraph.tensors):
             raise ValueError(f"expand: {fmt.CUSTOM_OP_NAME} op #{number} must have exactly one valid output")
@@ -206,6 +261,8 @@ def expand(hyper: bytes) -> bytes:
             output.buffer = len(model_t.buffers) - 1
         fb.set_buffer(model_t, output, kernel.astype(np.int8).tobytes())
     subgraph.operators = [op for op in subgraph.operators if all(op is not c for c in customs)]
-    _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0})
-    hyper_mod.restore_zero_points(model_t)
+    crc_meta = [m for m in model_t.metadata or [] if fb.metadata_name(m) == fmt.METADATA_CRC32]
+    model_t.metadata = [m for m in model_t.metadata or [] if all(m is not c for c in crc_meta)] or None
+    _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0}, {m.buffer for m in crc_meta})
+    slim.restore_zero_points(model_t)  # stock runtimes (LiteRT) want one zero point per channel
     return fb.write(model_t)

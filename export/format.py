@@ -9,12 +9,14 @@ is untrusted input on the host (``expand``) and on the device.
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from flatbuffers import flexbuffers
 
 CUSTOM_OP_NAME = "HyperTinyPW"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the "crc32" option and the file's "hyper_tinypw_crc32" metadata (docs/format.md §7)
 
 MODE_BOOT = "boot"  # every kernel synthesized once in Prepare, kept for the model's lifetime
 MODE_LAZY = "lazy"  # a kernel synthesized at its first Eval, then kept
@@ -37,10 +39,17 @@ KEY_HIDDEN_DIM = "hidden_dim"
 KEY_TILE_SIZE = "tile_size"
 KEY_CODE_BITS = "code_bits"
 KEY_WEIGHT_BITS = "weight_bits"
+KEY_CRC32 = "crc32"
 OPTION_KEYS = (
     KEY_VERSION, KEY_MODE, KEY_STRATEGY, KEY_C_OUT, KEY_C_IN, KEY_CODE_DIM, KEY_HIDDEN_DIM,
-    KEY_TILE_SIZE, KEY_CODE_BITS, KEY_WEIGHT_BITS,
+    KEY_TILE_SIZE, KEY_CODE_BITS, KEY_WEIGHT_BITS, KEY_CRC32,
 )
+CRC32_MAX = 2**32 - 1
+
+# File-level integrity: a metadata entry of this name whose buffer holds the little-endian CRC-32 of
+# the whole file, computed with those 4 bytes set to zero (docs/format.md §7).
+METADATA_CRC32 = "hyper_tinypw_crc32"
+METADATA_CRC32_BYTES = 4
 _STRING_KEYS = (KEY_MODE, KEY_STRATEGY)
 
 # Input roles, in input order, per strategy. The role is also the last part of the tensor name.
@@ -60,6 +69,7 @@ INPUT_ROLES = {
 # Inputs shared by every layer of one generator (stored once in the file).
 SHARED_ROLES = (ROLE_W1, ROLE_B1, ROLE_W2, ROLE_B_SHARED)
 MAX_DIM = 65535
+MAX_TILE_SIZE = 255  # docs/synthesis.md §5; HTPW_MAX_TILE_SIZE in the C core
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class HyperOptions:
     tile_size: int  # 0 unless strategy == "tiled"
     code_bits: int
     weight_bits: int
+    crc32: int  # zlib.crc32 of the op's input buffers, in input order (inputs_crc32)
 
     def __post_init__(self) -> None:
         _validate(asdict(self))
@@ -112,10 +123,31 @@ def _validate(options: dict[str, object]) -> None:
         if options[key] not in (4, 8):
             raise _bad(key, options[key], "4 or 8")
     tiled = options[KEY_STRATEGY] == TILED
-    if tiled and not 0 < options[KEY_TILE_SIZE] <= 255:
-        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], "an integer in [1, 255] for strategy 'tiled'")
+    if tiled and not 0 < options[KEY_TILE_SIZE] <= MAX_TILE_SIZE:
+        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"an integer in [1, {MAX_TILE_SIZE}] for strategy 'tiled'")
     if not tiled and options[KEY_TILE_SIZE] != 0:
         raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"0 for strategy {options[KEY_STRATEGY]!r}")
+    if not 0 <= options[KEY_CRC32] <= CRC32_MAX:
+        raise _bad(KEY_CRC32, options[KEY_CRC32], f"an integer in [0, {CRC32_MAX}]")
+
+
+def inputs_crc32(buffers: Iterable[bytes]) -> int:
+    """The ``crc32`` option: CRC-32 (``zlib.crc32``) of the op's input buffers concatenated in input order.
+
+    A shared input counts each time it appears, so every op checks all the bytes it reads.
+    """
+    crc = 0
+    for raw in buffers:
+        crc = zlib.crc32(raw, crc)
+    return crc
+
+
+def file_crc32(data: bytes, offset: int) -> int:
+    """CRC-32 of a whole file with the :data:`METADATA_CRC32_BYTES` bytes at ``offset`` read as zero."""
+    end = offset + METADATA_CRC32_BYTES
+    crc = zlib.crc32(data[:offset])
+    crc = zlib.crc32(bytes(METADATA_CRC32_BYTES), crc)
+    return zlib.crc32(data[end:], crc)
 
 
 def encode_options(options: HyperOptions) -> bytes:

@@ -2,19 +2,24 @@
 
 The rewrite only appends: new constant tensors (codes, heads, requant, signs, and each shared
 generator tensor once), their buffers, one operator code, and one custom op inserted before the
-CONV_2D that consumes the filter. The filter tensor keeps its index, shape and per-channel
-quantization; only its buffer is emptied. ``expand`` undoes exactly this, so expanding a hyper
-file gives back the folded file. Tensor names are the stored-tensor names the strategies declare
-(``hyper_tinypw_tf.storage.StoredTensor``), and each buffer's size is checked against its record.
+CONV_2D that consumes the filter, plus the file's CRC-32 as a metadata entry written last (``seal``).
+The filter tensor keeps its index, shape and per-channel quantization; only its buffer is emptied.
+``expand`` undoes exactly this, so expanding a hyper file gives back the folded file. Tensor names are
+the stored-tensor names the strategies declare (``hyper_tinypw_tf.storage.StoredTensor``), and each
+buffer's size is checked against its record.
 """
 
 from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
 
 import numpy as np
 
 from export import _flatbuffer as fb
 from export import format as fmt
 from export.convert import GeneratedLayer
+from export.slim import restore_zero_points, slim_zero_points  # noqa: F401 (restore: public here too)
 from hyper_tinypw_tf import synthesis
 from hyper_tinypw_tf.storage import StoredTensor
 
@@ -106,29 +111,131 @@ def _custom_opcode(model_t: schema.ModelT) -> int:
     return len(model_t.operatorCodes) - 1
 
 
-def options_for(gen: GeneratedLayer, mode: str) -> fmt.HyperOptions:
-    """The custom options of one layer's op."""
+def options_for(gen: GeneratedLayer, mode: str, crc32: int) -> fmt.HyperOptions:
+    """The custom options of one layer's op; ``crc32`` is ``format.inputs_crc32`` of its input buffers."""
     g, layer = gen.generator, gen.layer
     return fmt.HyperOptions(
         version=fmt.FORMAT_VERSION, mode=mode, strategy=strategy_of(gen), c_out=layer.c_out, c_in=layer.c_in,
         code_dim=int(g.w1.shape[0]), hidden_dim=int(g.w1.shape[1]), tile_size=g.tile_size,
-        code_bits=g.code_bits, weight_bits=g.weight_bits,
+        code_bits=g.code_bits, weight_bits=g.weight_bits, crc32=crc32,
     )
 
 
-def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MODE_BOOT) -> bytes:
+def inputs_crc32(model_t: schema.ModelT, inputs: list[int]) -> int:
+    """The ``crc32`` option of an op with these input tensor indices (their buffers, in input order)."""
+    tensors = model_t.subgraphs[0].tensors
+    return fmt.inputs_crc32(fb.buffer_bytes(model_t, tensors[i]) for i in inputs)
+
+
+def _add_crc_metadata(model_t: schema.ModelT) -> None:
+    """Append the file-CRC metadata entry, its 4 bytes zero until :func:`seal` fills them."""
+    if any(fb.metadata_name(m) == fmt.METADATA_CRC32 for m in model_t.metadata or []):
+        raise ValueError(f"to_hyper: the folded model already has metadata {fmt.METADATA_CRC32!r}; is it a hyper file?")
+    buffer = schema.BufferT()
+    buffer.data = np.zeros(fmt.METADATA_CRC32_BYTES, np.uint8)
+    model_t.buffers.append(buffer)
+    meta = schema.MetadataT()
+    meta.name = fmt.METADATA_CRC32.encode()
+    meta.buffer = len(model_t.buffers) - 1
+    model_t.metadata = [*(model_t.metadata or []), meta]
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` with its file CRC-32 written into the ``hyper_tinypw_crc32`` metadata (docs/format.md §7).
+
+    The CRC is taken with those 4 bytes read as zero, so sealing a sealed file gives the same bytes.
+
+    Raises:
+      ValueError: the file has no such metadata entry of 4 bytes.
+    """
+    span = fb.metadata_span(data, fmt.METADATA_CRC32)
+    if span is None or span[1] != fmt.METADATA_CRC32_BYTES:
+        raise ValueError(f"seal: the file has no {fmt.METADATA_CRC32_BYTES}-byte metadata {fmt.METADATA_CRC32!r}")
+    offset = span[0]
+    crc = fmt.file_crc32(data, offset)
+    return data[:offset] + struct.pack("<I", crc) + data[offset + fmt.METADATA_CRC32_BYTES :]
+
+
+BUDGET = "budget"  # exporter-only mode: per layer boot (cached) or stream, chosen by budget_modes
+EXPORT_MODES = (*fmt.MODES, BUDGET)
+
+
+def budget_modes(costs: Mapping[str, tuple[int, int]], sram_budget: int) -> dict[str, str]:
+    """Per layer "boot" (kernel cached in SRAM) or "stream" (synthesized at every inference).
+
+    ``costs`` maps each layer to (kernel bytes, synthesis MACs). The cached kernels fit in
+    ``sram_budget`` bytes and, among the sets that fit, save the most per-inference synthesis
+    MACs (ties: fewer cached bytes, then the earlier layers): an exact 0/1 knapsack, kept as a
+    Pareto front of (bytes, MACs saved), which stays small for the few layers a model has.
+    """
+    if isinstance(sram_budget, bool) or not isinstance(sram_budget, int) or sram_budget < 0:
+        raise ValueError(f"sram_budget must be a non-negative integer of bytes, received sram_budget={sram_budget!r}")
+    front: dict[int, tuple[int, tuple[str, ...]]] = {0: (0, ())}  # cached bytes → (MACs saved, layers)
+    for name, (kernel_bytes, macs) in costs.items():
+        grown = dict(front)
+        for used, (saved, chosen) in front.items():
+            total = used + kernel_bytes
+            if total <= sram_budget and (total not in grown or grown[total][0] < saved + macs):
+                grown[total] = (saved + macs, (*chosen, name))
+        front, best = {}, -1
+        for used in sorted(grown):  # drop dominated entries: more bytes for no more MACs saved
+            if grown[used][0] > best:
+                front[used], best = grown[used], grown[used][0]
+    cached = set(max(front.items(), key=lambda item: (item[1][0], -item[0]))[1][1])
+    return {name: fmt.MODE_BOOT if name in cached else fmt.MODE_STREAM for name in costs}
+
+
+def budget_table(layers: list[GeneratedLayer], modes: Mapping[str, str], costs: Mapping[str, tuple[int, int]],
+                 sram_budget: int) -> str:
+    """The budget choice per layer, for the export report."""
+    rows = [f"{'layer':<24}{'kernel bytes':>14}{'synthesis MACs':>16}  mode"]
+    for gen in layers:
+        kernel_bytes, macs = costs[gen.name]
+        rows.append(f"{gen.name:<24}{kernel_bytes:>14,}{macs:>16,}  {modes[gen.name]}")
+    cached = sum(costs[g.name][0] for g in layers if modes[g.name] == fmt.MODE_BOOT)
+    streamed = sum(costs[g.name][1] for g in layers if modes[g.name] == fmt.MODE_STREAM)
+    rows.append(f"cached kernels {cached:,} of {sram_budget:,} budget bytes; synthesis per inference {streamed:,} MACs")
+    return "\n".join(rows)
+
+
+def layer_modes(layers: list[GeneratedLayer], mode: str, sram_budget: int | None = None,
+                synthesis_macs: Mapping[str, int] | None = None) -> dict[str, str]:
+    """Each layer's op mode: ``mode`` for all, or with ``mode="budget"`` the :func:`budget_modes` choice."""
+    if mode not in EXPORT_MODES:
+        raise ValueError(f"to_hyper: mode must be one of {EXPORT_MODES}, received mode={mode!r}")
+    if mode != BUDGET:
+        if sram_budget is not None:
+            raise ValueError(f"sram_budget applies to mode='budget' only, received mode={mode!r}")
+        return {gen.name: mode for gen in layers}
+    if sram_budget is None or synthesis_macs is None:
+        raise ValueError("mode='budget' needs sram_budget (bytes) and the layers' synthesis MACs")
+    return budget_modes(budget_costs(layers, synthesis_macs), sram_budget)
+
+
+def budget_costs(layers: list[GeneratedLayer], synthesis_macs: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """(kernel bytes, synthesis MACs) per layer; the bytes are the int8 kernel the op materializes."""
+    missing = [gen.name for gen in layers if gen.name not in synthesis_macs]
+    if missing:
+        raise ValueError(f"budget: no synthesis MACs given for layer {missing[0]!r}")
+    return {gen.name: (int(gen.kernel.size), int(synthesis_macs[gen.name])) for gen in layers}
+
+
+def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MODE_BOOT,
+             sram_budget: int | None = None, synthesis_macs: Mapping[str, int] | None = None) -> bytes:
     """Replace each generated layer's filter in ``folded`` by a ``HyperTinyPW`` op making it.
 
     Args:
       folded: bytes from ``convert.convert_model`` of the same model.
       layers: ``convert.generated_layers(model)``.
-      mode: one of ``format.MODES``; how the device keeps the kernels (docs/format.md §4).
+      mode: one of ``format.MODES``, how the device keeps the kernels (docs/format.md §4), or
+        "budget": per layer boot or stream (:func:`budget_modes`), written into each op's options.
+      sram_budget: bytes of SRAM for cached kernels (mode="budget" only).
+      synthesis_macs: layer name → MACs to synthesize its kernel (mode="budget" only).
 
     Raises:
       ValueError: a bad mode, no generated layer, or a folded filter that is not the synthesized one.
     """
-    if mode not in fmt.MODES:
-        raise ValueError(f"to_hyper: mode must be one of {fmt.MODES}, received mode={mode!r}")
+    modes = layer_modes(layers, mode, sram_budget, synthesis_macs)
     if not layers:
         raise ValueError("to_hyper: the model has no HyperPWConv2D layer; export it with fmt='folded'")
     model_t = fb.read(folded, "folded model")
@@ -161,46 +268,11 @@ def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MOD
         op.opcodeIndex = opcode
         op.inputs = np.array(inputs, np.int32)
         op.outputs = np.array([index], np.int32)
-        op.customOptions = np.frombuffer(fmt.encode_options(options_for(gen, mode)), np.uint8).copy()
+        options = options_for(gen, modes[gen.name], inputs_crc32(model_t, inputs))
+        op.customOptions = np.frombuffer(fmt.encode_options(options), np.uint8).copy()
         op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
         consumer = next(i for i, o in enumerate(subgraph.operators) if index in list(o.inputs))
         subgraph.operators.insert(consumer, op)
     slim_zero_points(model_t)
-    return fb.write(model_t)
-
-
-def _per_channel(tensor: schema.TensorT) -> bool:
-    quant = tensor.quantization
-    return quant is not None and quant.scale is not None and len(quant.scale) > 1
-
-
-def slim_zero_points(model_t: schema.ModelT) -> None:
-    """Store one zero point (0) for each per-channel tensor instead of one int64 per channel.
-
-    Symmetric per-channel tensors have all-zero zero points; TFLM's allocator accepts a single
-    one for them (tests/test_export_hyper.py runs a slimmed folded file in TFLM). This saves
-    8 bytes per output channel of every conv in the file.
-    """
-    for tensor in model_t.subgraphs[0].tensors:
-        if _per_channel(tensor):
-            zero_points = np.asarray(tensor.quantization.zeroPoint, np.int64)
-            if zero_points.size != len(tensor.quantization.scale) or zero_points.any():
-                raise ValueError(
-                    f"slim_zero_points: tensor {fb.tensor_name(tensor)!r} has zero points "
-                    f"{zero_points.tolist()[:4]}..., expected one 0 per channel"
-                )
-            tensor.quantization.zeroPoint = np.zeros(1, np.int64)
-
-
-def restore_zero_points(model_t: schema.ModelT) -> None:
-    """Inverse of :func:`slim_zero_points`: one 0 per channel again, as the converter writes them."""
-    for tensor in model_t.subgraphs[0].tensors:
-        if _per_channel(tensor):
-            zero_points = np.asarray(tensor.quantization.zeroPoint, np.int64)
-            if zero_points.size == 1:
-                if zero_points[0] != 0:
-                    raise ValueError(
-                        f"restore_zero_points: tensor {fb.tensor_name(tensor)!r} has zero point {int(zero_points[0])}, "
-                        "expected 0"
-                    )
-                tensor.quantization.zeroPoint = np.zeros(len(tensor.quantization.scale), np.int64)
+    _add_crc_metadata(model_t)
+    return seal(fb.write(model_t))

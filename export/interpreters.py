@@ -16,11 +16,20 @@ RUNTIMES = ("tflm", "litert")
 
 
 def _quantization(data: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
-    """(scale, zero point) of the model's input and output, read with LiteRT's parser."""
-    from ai_edge_litert.interpreter import Interpreter
+    """(scale, zero point) of the model's input and output, read from the flatbuffer.
 
-    interpreter = Interpreter(model_content=data)
-    return interpreter.get_input_details()[0]["quantization"], interpreter.get_output_details()[0]["quantization"]
+    Not with LiteRT's parser: it refuses files with one zero point per per-channel tensor
+    (``export/slim.py``), which TFLM runs.
+    """
+    from export import _flatbuffer as fb
+
+    subgraph = fb.read(data, "model").subgraphs[0]
+
+    def io(index: int) -> tuple[float, int]:
+        quant = subgraph.tensors[index].quantization
+        return float(quant.scale[0]), int(quant.zeroPoint[0])
+
+    return io(int(subgraph.inputs[0])), io(int(subgraph.outputs[0]))
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -70,8 +70,12 @@ def _conv_tensors(layer: keras.layers.Layer, component: str) -> list[StoredTenso
 
 
 def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
-    """What one layer stores, excluding a shared generator (counted once per model)."""
-    layer = _unwrap(layer)
+    """What one layer stores, excluding a shared generator (counted once per model).
+
+    Pass the model's own layer, not the one inside a tfmot wrapper: a wrapped layer loaded from a
+    file was never called itself, so only the wrapper knows the input shape.
+    """
+    outer, layer = layer, _unwrap(layer)
     if isinstance(layer, HyperPWConv2D):
         return [
             *layer.generator.layer_tensors(layer.name, layer.in_channels, layer.filters),
@@ -80,7 +84,7 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return _conv_tensors(layer, DEPTHWISE)
     if isinstance(layer, keras.layers.Conv2D):
-        if tuple(layer.input_shape[1:3]) == (1, 1) and tuple(layer.kernel_size) == (1, 1):
+        if tuple(outer.input_shape[1:3]) == (1, 1) and tuple(layer.kernel_size) == (1, 1):
             return _conv_tensors(layer, CLASSIFIER)  # a 1x1 conv on pooled features is a dense layer
         pointwise = tuple(layer.kernel_size) == (1, 1)
         return _conv_tensors(layer, STORED_PW if pointwise else STEM)
@@ -174,7 +178,7 @@ def packed_bytes(model: keras.Model) -> ByteReport:
     replaced = 0
     for layer in model.layers:
         inner = _unwrap(layer)
-        tensors += layer_tensors(inner)
+        tensors += layer_tensors(layer)
         if isinstance(inner, HyperPWConv2D):
             replaced += StoredTensor("kernel", (inner.filters, inner.in_channels), WEIGHT_BITS, STORED_PW).nbytes
             if id(inner.generator) not in shared:
@@ -233,7 +237,7 @@ def folded_bytes(model: keras.Model) -> ByteReport:
             kernel = StoredTensor(f"{inner.name}/kernel", shape, WEIGHT_BITS, STORED_PW)
             tensors += [kernel, *channel_metadata(inner.name, inner.filters, inner.filters)]
         else:
-            tensors += layer_tensors(inner)
+            tensors += layer_tensors(layer)
     return ByteReport(tuple(tensors), 0, f"{model.name} (folded)")
 
 
@@ -261,14 +265,18 @@ class RuntimeBill:
         ])
 
 
-def _macs(layer: keras.layers.Layer) -> int:
-    """Multiply-accumulates of one inference through ``layer`` (batch 1)."""
+def _macs(outer: keras.layers.Layer) -> int:
+    """Multiply-accumulates of one inference through the model's layer ``outer`` (batch 1).
+
+    Shapes come from ``outer``: a layer inside a tfmot wrapper loaded from a file has none.
+    """
+    layer = _unwrap(outer)
     if isinstance(layer, HyperPWConv2D):
-        return int(np.prod(layer.output_shape[1:3])) * layer.in_channels * layer.filters
+        return int(np.prod(outer.output_shape[1:3])) * layer.in_channels * layer.filters
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return int(np.prod(layer.output_shape[1:])) * int(np.prod(layer.kernel_size))
+        return int(np.prod(outer.output_shape[1:])) * int(np.prod(layer.kernel_size))
     if isinstance(layer, keras.layers.Conv2D):
-        return int(np.prod(layer.output_shape[1:])) * int(np.prod(layer.kernel.shape[:3]))
+        return int(np.prod(outer.output_shape[1:])) * int(np.prod(layer.kernel.shape[:3]))
     if isinstance(layer, keras.layers.Dense):
         return int(np.prod(layer.kernel.shape))
     return 0
@@ -279,7 +287,7 @@ def runtime_bill(model: keras.Model) -> RuntimeBill:
     inference = synthesis = cached = largest = 0
     for layer in model.layers:
         inner = _unwrap(layer)
-        inference += _macs(inner)
+        inference += _macs(layer)
         if isinstance(inner, HyperPWConv2D):
             synthesis += inner.generator.synthesis_macs(inner.in_channels, inner.filters)
             kernel = inner.in_channels * inner.filters

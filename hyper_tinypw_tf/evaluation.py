@@ -192,6 +192,17 @@ def bootstrap_metric(
     return np.array([metric(idx) for idx in cluster_bootstrap_indices(groups, n_boot, seed)])
 
 
+def json_safe(o: object) -> object:
+    """A copy of ``o`` with NaN as None and tuples as lists, for strict JSON."""
+    if isinstance(o, float) and np.isnan(o):
+        return None
+    if isinstance(o, dict):
+        return {k: json_safe(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [json_safe(v) for v in o]
+    return o
+
+
 @dataclass
 class EvaluationReport:
     """Point estimates, clustered-bootstrap CIs and per-class numbers for one split."""
@@ -212,18 +223,13 @@ class EvaluationReport:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def save_json(self, path: str | Path) -> None:
-        """Write the report as JSON (NaN becomes null so any JSON reader accepts it)."""
-        def clean(o: object) -> object:
-            if isinstance(o, float) and np.isnan(o):
-                return None
-            if isinstance(o, dict):
-                return {k: clean(v) for k, v in o.items()}
-            if isinstance(o, list | tuple):
-                return [clean(v) for v in o]
-            return o
+    def to_json_dict(self) -> dict[str, object]:
+        """The report as plain JSON values (NaN becomes null so any JSON reader accepts it)."""
+        return json_safe(self.to_dict())  # type: ignore[return-value]
 
-        Path(path).write_text(json.dumps(clean(self.to_dict()), indent=2) + "\n")
+    def save_json(self, path: str | Path) -> None:
+        """Write the report as JSON."""
+        Path(path).write_text(json.dumps(self.to_json_dict(), indent=2) + "\n")
 
     def to_table(self) -> str:
         """Plain-text table: summary metrics with CIs, then per-class P/R/F1/support."""
@@ -245,6 +251,55 @@ class EvaluationReport:
         return self.to_table()
 
 
+def _decisions(scores: np.ndarray, threshold: Threshold | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores as scored, predicted class, number of classes) under the one decision rule.
+
+    Binary tasks (1-D or (N, 2) scores) need a :class:`Threshold`; multi-class tasks take the argmax.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 1 or (s.ndim == 2 and s.shape[1] <= 2):
+        if not isinstance(threshold, Threshold):
+            raise TypeError("binary evaluation needs threshold=tune_threshold(val_scores, "
+                            "val_labels) or Threshold.fixed(...), not "
+                            f"{type(threshold).__name__}")
+        s = _binary_scores(s)
+        return s, (s >= threshold.value).astype(np.int64), 2
+    if threshold is not None:
+        raise ValueError("threshold applies to binary tasks only")
+    return s, np.argmax(s, axis=1), s.shape[1]
+
+
+def _summary(
+    y: np.ndarray, s: np.ndarray, pred: np.ndarray, n_classes: int
+) -> Callable[[np.ndarray], dict[str, float]]:
+    """The headline metrics of the examples at ``idx`` (what every bootstrap resample computes)."""
+    def summary(idx: np.ndarray) -> dict[str, float]:
+        yt, yp = y[idx], pred[idx]
+        return {
+            "macro_f1": macro_f1(yt, yp, n_classes),
+            "balanced_accuracy": balanced_accuracy(yt, yp, n_classes),
+            "accuracy": float(np.mean(yt == yp)) if len(yt) else float("nan"),
+            "roc_auc": roc_auc(yt, s[idx]),
+        }
+    return summary
+
+
+def _groups(groups: Sequence[object] | np.ndarray | None, n: int) -> np.ndarray:
+    g = np.arange(n) if groups is None else np.asarray(groups)
+    if len(g) != n:
+        raise ValueError(f"{len(g)} groups but {n} labels")
+    return g
+
+
+def _percentile_ci(values: Sequence[float], ci_level: float) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    alpha = (1.0 - ci_level) / 2.0
+    if not len(v):
+        return (float("nan"), float("nan"))
+    return (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
+
+
 def evaluate(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -264,47 +319,15 @@ def evaluate(
     them every example is its own group.
     """
     y = np.asarray(labels, dtype=np.int64)
-    s = np.asarray(scores, dtype=np.float64)
-    binary = s.ndim == 1 or (s.ndim == 2 and s.shape[1] <= 2)
-    if binary:
-        if not isinstance(threshold, Threshold):
-            raise TypeError("binary evaluation needs threshold=tune_threshold(val_scores, "
-                            "val_labels) or Threshold.fixed(...), not "
-                            f"{type(threshold).__name__}")
-        s = _binary_scores(s)
-        pred = (s >= threshold.value).astype(np.int64)
-        n_classes = 2
-    else:
-        if threshold is not None:
-            raise ValueError("threshold applies to binary tasks only")
-        pred = np.argmax(s, axis=1)
-        n_classes = s.shape[1]
+    s, pred, n_classes = _decisions(scores, threshold)
     if len(y) != len(s):
         raise ValueError(f"{len(s)} scores but {len(y)} labels")
     names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
-    g = np.arange(len(y)) if groups is None else np.asarray(groups)
-    if len(g) != len(y):
-        raise ValueError(f"{len(g)} groups but {len(y)} labels")
-
-    def summary(idx: np.ndarray) -> dict[str, float]:
-        yt, yp = y[idx], pred[idx]
-        return {
-            "macro_f1": macro_f1(yt, yp, n_classes),
-            "balanced_accuracy": balanced_accuracy(yt, yp, n_classes),
-            "accuracy": float(np.mean(yt == yp)) if len(yt) else float("nan"),
-            "roc_auc": roc_auc(yt, s[idx]),
-        }
-
-    everything = np.arange(len(y))
-    metrics = summary(everything)
+    g = _groups(groups, len(y))
+    summary = _summary(y, s, pred, n_classes)
+    metrics = summary(np.arange(len(y)))
     samples = [summary(idx) for idx in cluster_bootstrap_indices(g, n_boot, seed)]
-    alpha = (1.0 - ci_level) / 2.0
-    ci = {}
-    for k in metrics:
-        v = np.array([d[k] for d in samples], dtype=np.float64)
-        v = v[~np.isnan(v)]
-        ci[k] = ((float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if len(v)
-                 else (float("nan"), float("nan")))
+    ci = {k: _percentile_ci([d[k] for d in samples], ci_level) for k in metrics}
     p, r, f, sup = per_class_prf(confusion_matrix(y, pred, n_classes))
     per_class = {names[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
                             "support": float(sup[c])} for c in range(n_classes)}
@@ -315,3 +338,60 @@ def evaluate(
         threshold_source=threshold.source if threshold is not None else None,
         n_boot=n_boot, ci_level=ci_level, seed=seed,
     )
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a − b`` of one metric on the same examples, with its paired clustered-bootstrap CI."""
+
+    metric: str
+    a: float
+    b: float
+    difference: float
+    ci: tuple[float, float]
+    samples: np.ndarray = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"metric": self.metric, "a": self.a, "b": self.b, "difference": self.difference,
+                "ci": list(self.ci)}
+
+
+def paired_difference(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[object] | np.ndarray | None = None,
+    *,
+    threshold_a: Threshold | None = None,
+    threshold_b: Threshold | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+) -> dict[str, Difference]:
+    """Metric differences ``a − b`` of two models scored on the same examples, per headline metric.
+
+    The bootstrap is paired: each resample draws whole groups (records/speakers) once and scores
+    both models on that same resample, so what the two models share (hard records, easy
+    speakers) cancels in the difference instead of widening its CI. Each model keeps its own
+    decision rule (``threshold_a``/``threshold_b``, tuned on validation for binary tasks).
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    s_a, pred_a, n_a = _decisions(scores_a, threshold_a)
+    s_b, pred_b, n_b = _decisions(scores_b, threshold_b)
+    if not len(s_a) == len(s_b) == len(y) or n_a != n_b:
+        raise ValueError(f"paired_difference: scores_a {np.shape(scores_a)}, scores_b {np.shape(scores_b)} "
+                         f"and {len(y)} labels must cover the same examples and classes")
+    g = _groups(groups, len(y))
+    summary_a, summary_b = _summary(y, s_a, pred_a, n_a), _summary(y, s_b, pred_b, n_b)
+    everything = np.arange(len(y))
+    point_a, point_b = summary_a(everything), summary_b(everything)
+    diffs: dict[str, list[float]] = {k: [] for k in point_a}
+    for idx in cluster_bootstrap_indices(g, n_boot, seed):
+        ra, rb = summary_a(idx), summary_b(idx)
+        for k in diffs:
+            diffs[k].append(ra[k] - rb[k])
+    return {
+        k: Difference(k, point_a[k], point_b[k], point_a[k] - point_b[k], _percentile_ci(v, ci_level),
+                      np.asarray(v, np.float64))
+        for k, v in diffs.items()
+    }

@@ -6,9 +6,11 @@ Both build the same backbone with stored INT8 PW layers (``pw="stored"``) or gen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from hyper_tinypw_tf import generators
 from hyper_tinypw_tf._keras import keras
@@ -30,6 +32,7 @@ class Backbone:
     channels: tuple[int, ...]
     strides: tuple[tuple[int, int], ...]
     dw_kernel: tuple[int, int]
+    normalize_input: bool = False  # a per-column affine layer before the stem (see fit_input_normalization)
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.strides):
@@ -81,6 +84,7 @@ def _ds_cnn(features: int, blocks: int) -> Backbone:
         channels=(features,) * blocks,
         strides=((1, 1),) * blocks,
         dw_kernel=(3, 3),
+        normalize_input=True,  # MFCC coefficients differ in scale by 30x (c0 sd ~26, c9 sd ~0.9)
     )
 
 
@@ -128,6 +132,64 @@ def _hyper_blocks(n_blocks: int, pw: str, keep_first_pw: bool, hyper_layers: Seq
     return chosen
 
 
+# Keras' default 0.99 leaves BatchNorm's moving statistics half at their initial values after
+# the ~70 steps of a short run on a small dataset (1 - 0.99**70 = 0.5), so inference sees
+# features the training never did; 0.9 (PyTorch's default) settles within ~30 steps.
+BN_MOMENTUM = 0.9
+NORM_LAYER = "input_norm"
+
+
+def _input_normalization(inputs: Any, shape: tuple[int, int, int]) -> Any:
+    """Per-column affine ``(x - mean) / std`` as layers the exporter already lowers.
+
+    The (H, W, C) input is viewed as (H, 1, W*C) (a free reshape), so each column is a channel
+    and a 1x1 depthwise conv with bias is exactly a per-column scale and shift. Its weights are
+    the train split's statistics (``fit_input_normalization``), frozen, and travel inside the
+    model: the .keras/.h5 file, the QAT copy and the exported .tflite all normalize the same way.
+    """
+    h, w, c = shape
+    x = keras.layers.Reshape((h, 1, w * c), name=f"{NORM_LAYER}_columns")(inputs)
+    x = keras.layers.DepthwiseConv2D(
+        1, use_bias=True, depthwise_initializer="ones", bias_initializer="zeros", trainable=False,
+        name=NORM_LAYER,
+    )(x)
+    return keras.layers.Reshape((h, w, c), name=f"{NORM_LAYER}_restore")(x)
+
+
+def fit_input_normalization(model: keras.Model, batches: Iterable[Any], eps: float = 1e-3) -> np.ndarray | None:
+    """Set the model's input normalization to the per-column mean/std of ``batches``.
+
+    ``batches`` yields ``x`` or ``(x, y)`` arrays of the model's input shape: the train split,
+    so validation and test data never leak into the model. Returns the (2, columns) array of
+    means and standard deviations used, or None when the model has no normalization layer.
+
+    Raises:
+      ValueError: ``batches`` is empty or its examples do not have the model's input shape.
+    """
+    names = [layer.name for layer in model.layers]
+    if NORM_LAYER not in names:
+        return None
+    expected = tuple(model.input_shape[1:])
+    total, total_sq, count = 0.0, 0.0, 0
+    for batch in batches:
+        x = np.asarray(batch[0] if isinstance(batch, tuple) else batch, np.float64)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"fit_input_normalization: examples must have shape {expected}, received x.shape={x.shape}"
+            )
+        columns = x.reshape(len(x), expected[0], -1)
+        total = total + columns.sum(axis=(0, 1))
+        total_sq = total_sq + np.square(columns).sum(axis=(0, 1))
+        count += columns.shape[0] * columns.shape[1]
+    if count == 0:
+        raise ValueError("fit_input_normalization: batches is empty; pass the train split's examples")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0)) + eps
+    layer = model.get_layer(NORM_LAYER)
+    layer.set_weights([(1.0 / std).reshape(1, 1, -1, 1).astype(np.float32), (-mean / std).astype(np.float32)])
+    return np.stack([mean, std])
+
+
 def build_backbone(
     backbone: Backbone,
     num_classes: int,
@@ -136,10 +198,13 @@ def build_backbone(
     hyper_layers: Sequence[int] | None = None,
     generator: Any = None,
     name: str = "separable_cnn",
+    bn_momentum: float = BN_MOMENTUM,
 ) -> keras.Model:
     """A functional tf_keras model of ``backbone`` with the chosen PW layers generated; it outputs logits.
 
     All generated PW layers share one generator (a new one from ``generator``, default tiled).
+    With ``backbone.normalize_input`` the first layers normalize each input column (identity
+    until ``fit_input_normalization`` sets the train statistics).
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, received num_classes={num_classes}")
@@ -147,14 +212,15 @@ def build_backbone(
     shared = generators.get(generator if generator is not None else _TILED) if hyper else None
 
     def bn_relu(x: Any, label: str) -> Any:
-        x = keras.layers.BatchNormalization(name=f"{label}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{label}_bn")(x)
         return keras.layers.ReLU(name=f"{label}_relu")(x)
 
     inputs = keras.Input(backbone.input_shape, name="input")
+    x = _input_normalization(inputs, backbone.input_shape) if backbone.normalize_input else inputs
     x = keras.layers.Conv2D(
         backbone.stem_channels, backbone.stem_kernel, strides=backbone.stem_strides,
         padding="same", use_bias=False, name="stem",
-    )(inputs)
+    )(x)
     x = bn_relu(x, "stem")
     for i, (filters, strides) in enumerate(zip(backbone.channels, backbone.strides, strict=True)):
         x = keras.layers.DepthwiseConv2D(
@@ -186,6 +252,38 @@ def _from_preset(
     if backbone is None:
         raise ValueError(f"{name} needs preset= or backbone=")
     return build_backbone(backbone, pw=pw, name=f"{name}_{preset or 'custom'}_{pw}", **kwargs)
+
+
+def preset_kind(task: str) -> str:
+    """The preset family a data task needs: "kws" for speech_commands, "ecg" for the ECG tasks."""
+    return "kws" if task == "speech_commands" else "ecg"
+
+
+def for_task(
+    preset: str, task: str, input_shape: Sequence[int], num_classes: int, pw: str = "stored", **kwargs: Any
+) -> keras.Model:
+    """A preset's widths and depths on the dataset's input shape (length, leads, MFCC frames).
+
+    A preset fixes the backbone; the input shape (window length and sample rate, number of
+    leads or extra RR channels) is the dataset's, so every task runs with every preset of its kind.
+
+    Raises:
+      ValueError: an unknown preset, a preset of the other kind, or an input that is not (H, W, C).
+    """
+    spec = get_preset(preset)
+    kind = preset_kind(task)
+    if spec.task != kind:
+        names = sorted(n for n, p in PRESETS.items() if p.task == kind)
+        raise ValueError(
+            f"preset {preset!r} is for {spec.task} tasks; task {task!r} needs a {kind} preset, one of {names}"
+        )
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (H, W, C) with positive sizes, received input_shape={shape}")
+    backbone = replace(spec.backbone_for(pw), input_shape=shape)
+    family = "ds_cnn" if kind == "kws" else "separable_cnn_1d"
+    kwargs.setdefault("generator", spec.generator)
+    return build_backbone(backbone, num_classes, pw=pw, name=f"{family}_{preset}_{pw}", **kwargs)
 
 
 def separable_cnn_1d(

@@ -1,14 +1,18 @@
-"""Fit a model on tf.data with checkpoints, early stopping and resume-after-kill.
+"""Fit a model on tf.data with early stopping, checkpoints, and a resume that changes nothing.
 
-``fit`` is plain ``model.fit`` with three callbacks: ``BackupAndRestore`` (a killed run resumes
-from its last finished epoch, optimizer state included), ``ModelCheckpoint`` (the best weights
-on validation) and ``EarlyStopping`` on the validation loss. Seeds are set once, with op
-determinism, so two runs with the same seed give the same weights.
+``fit`` runs ``model.fit`` one epoch at a time. Everything random in an epoch (the data order,
+every seeded op) is derived from (seed, epoch), and the end of each epoch saves all the rest
+(weights, optimizer state, early-stopping state, best weights) atomically, so a run killed at
+any point and started again ends with the same weights, bit for bit, as one never killed.
+Seeds come with op determinism, so two runs with the same seed give the same weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,46 +55,167 @@ def balanced_class_weight(labels: np.ndarray, num_classes: int) -> dict[int, flo
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
-    """Adam and sparse cross-entropy on the logits the reference models return, with accuracy."""
+def compile_model(model: keras.Model, learning_rate: float, loss: keras.losses.Loss | None = None) -> None:
+    """Adam and ``loss`` (default sparse cross-entropy) on the logits the reference models return, with accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss if loss is not None else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
 
 
-def callbacks_for(config: TrainConfig) -> list[keras.callbacks.Callback]:
-    """Early stopping always; checkpoints and resume when a checkpoint directory is given."""
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    ]
-    if config.checkpoint_dir:
-        root = Path(config.checkpoint_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        callbacks += [
-            keras.callbacks.BackupAndRestore(str(root / "backup")),
-            keras.callbacks.ModelCheckpoint(
-                str(root / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
-            ),
-        ]
-    return callbacks
+MONITOR = "val_loss"
+STATE_FILE = "state.npz"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch, a function of (run seed, epoch) only, so a resumed run can re-derive it."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _batch_and_buffer(train: tf.data.Dataset) -> tuple[int, int]:
+    """(batch size, a shuffle buffer that holds every example) of a batched dataset."""
+    try:
+        first = next(iter(train))
+    except StopIteration:
+        raise ValueError("fit: the training dataset is empty") from None
+    batch = int(tf.shape(tf.nest.flatten(first)[0])[0])
+    batches = int(train.cardinality())
+    if batches < 0:  # unknown or infinite: count once
+        batches = int(train.reduce(np.int64(0), lambda n, _: n + 1))
+    return batch, max(1, batches * batch)
+
+
+def epoch_dataset(train: tf.data.Dataset, seed: int, epoch: int) -> tf.data.Dataset:
+    """``train`` (batched, in a fixed order) shuffled for one epoch with :func:`epoch_seed`.
+
+    The order depends only on (seed, epoch), never on how many epochs this process has run, which
+    is what lets a killed run resume with the data order of an uninterrupted one.
+    """
+    batch, buffer = _batch_and_buffer(train)
+    examples = train.unbatch().shuffle(buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+    return examples.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass
+class _State:
+    """Everything a resumed run needs besides the data: the next epoch, weights, optimizer, early stopping."""
+
+    epoch: int = 0
+    best: float = math.inf
+    wait: int = 0
+    stopped: bool = False
+    best_weights: list[np.ndarray] | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _optimizer_variables(model: keras.Model) -> list[tf.Variable]:
+    optimizer = model.optimizer
+    if len(optimizer.variables) <= 1:  # only the step counter: slots are made on the first update
+        optimizer.build(model.trainable_variables)
+    return list(optimizer.variables)
+
+
+def _save_state(path: Path, model: keras.Model, state: _State, seed: int) -> None:
+    """Write the state in one file through a temporary name and a rename, so a kill leaves the old or the new."""
+    arrays: dict[str, np.ndarray] = {
+        "seed": np.int64(seed), "epoch": np.int64(state.epoch), "best": np.float64(state.best),
+        "wait": np.int64(state.wait), "stopped": np.bool_(state.stopped),
+    }
+    arrays.update({f"weights/{i}": w for i, w in enumerate(model.get_weights())})
+    arrays.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(_optimizer_variables(model))})
+    arrays.update({f"best_weights/{i}": w for i, w in enumerate(state.best_weights or [])})
+    arrays.update({f"history/{k}": np.asarray(v, np.float64) for k, v in state.history.items()})
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path, model: keras.Model, seed: int) -> _State:
+    """Restore weights and optimizer from ``path`` and return the rest of the state."""
+    with np.load(path, allow_pickle=False) as z:
+        if int(z["seed"]) != seed:
+            raise ValueError(
+                f"fit: checkpoint {path} was written by a run with seed={int(z['seed'])}, this run has seed={seed}; "
+                "use that seed or delete the checkpoint directory"
+            )
+
+        def numbered(prefix: str) -> list[np.ndarray]:
+            keys = sorted((k for k in z.files if k.startswith(prefix)), key=lambda k: int(k.rsplit("/", 1)[1]))
+            return [z[k] for k in keys]
+
+        try:
+            model.set_weights(numbered("weights/"))
+            variables = _optimizer_variables(model)
+            saved = numbered("optimizer/")
+            if len(saved) != len(variables):
+                raise ValueError(f"{len(saved)} optimizer variables saved, the model's optimizer has {len(variables)}")
+            for variable, value in zip(variables, saved, strict=True):
+                variable.assign(value)
+        except ValueError as error:
+            raise ValueError(
+                f"fit: checkpoint {path} does not fit this model ({error}); delete it to start over"
+            ) from None
+        history = {k.split("/", 1)[1]: z[k].tolist() for k in z.files if k.startswith("history/")}
+        return _State(int(z["epoch"]), float(z["best"]), int(z["wait"]), bool(z["stopped"]),
+                      numbered("best_weights/") or None, history)
 
 
 def fit(
     model: keras.Model,
     train: tf.data.Dataset,
-    val: tf.data.Dataset,
+    val: tf.data.Dataset | None,
     config: TrainConfig,
     class_weight: dict[int, float] | None = None,
+    loss: keras.losses.Loss | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> keras.callbacks.History:
-    """Train ``model`` (compiled here) and leave it holding the best validation weights."""
-    compile_model(model, config.learning_rate)
-    return model.fit(
-        train,
-        validation_data=val,
-        epochs=config.epochs,
-        callbacks=callbacks_for(config),
-        class_weight=class_weight,
-        verbose=config.verbose,
-    )
+    """Train ``model`` (compiled here, with ``loss`` if given) and leave it holding the best validation weights.
+
+    ``train`` must come batched and in a fixed order: each epoch shuffles it with :func:`epoch_dataset`.
+    Early stopping on the validation loss follows ``keras.callbacks.EarlyStopping`` (patience, best
+    weights restored at the end). With ``config.checkpoint_dir``, the end of every epoch saves
+    weights, optimizer state, epoch, early-stopping state and best weights in one file
+    (``state.npz``, written atomically) plus ``best.weights.h5`` when the best improves; a run killed
+    at any point and started again resumes there and ends with the weights of a run never killed
+    (same machine, same seed). ``callbacks`` are passed to every epoch's ``model.fit``.
+    """
+    compile_model(model, config.learning_rate, loss)
+    root = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    state = _State()
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        if (root / STATE_FILE).exists():
+            state = _load_state(root / STATE_FILE, model, config.seed)
+    while state.epoch < config.epochs and not state.stopped:
+        epoch = state.epoch
+        set_seed(epoch_seed(config.seed, epoch))  # every random op of the epoch, from (seed, epoch) only
+        logs = model.fit(
+            epoch_dataset(train, config.seed, epoch), validation_data=val, initial_epoch=epoch, epochs=epoch + 1,
+            callbacks=list(callbacks), class_weight=class_weight, verbose=config.verbose,
+        ).history
+        for key, values in logs.items():
+            state.history.setdefault(key, []).append(float(values[-1]))
+        current = logs.get(MONITOR, [None])[-1]
+        if current is not None:
+            # keras.callbacks.EarlyStopping.on_epoch_end, with min_delta=0 and no baseline.
+            state.wait += 1
+            if current < state.best:
+                state.best, state.wait, state.best_weights = float(current), 0, model.get_weights()
+                if root is not None:
+                    tmp = root / f".best.{os.getpid()}.tmp.weights.h5"
+                    model.save_weights(str(tmp))
+                    os.replace(tmp, root / BEST_WEIGHTS_FILE)
+            elif state.wait >= config.patience and epoch > 0:
+                state.stopped = True
+        state.epoch = epoch + 1
+        if root is not None:
+            _save_state(root / STATE_FILE, model, state, config.seed)
+    if state.best_weights is not None:
+        model.set_weights(state.best_weights)
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.epoch = list(range(len(next(iter(state.history.values()), []))))
+    history.history = state.history
+    return history

@@ -16,11 +16,16 @@ CORE = Path(__file__).resolve().parents[1] / "tflm_harness" / "core"
 
 
 class Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("bits", ctypes.c_int32)]
+    _fields_ = [("data", ctypes.c_void_p), ("bytes", ctypes.c_int32), ("bits", ctypes.c_int32)]
 
 
 class Mlp(ctypes.Structure):
-    _fields_ = [("w1", Tensor), ("b1", ctypes.c_void_p), ("code_dim", ctypes.c_int32), ("hidden_dim", ctypes.c_int32)]
+    _fields_ = [("w1", Tensor), ("b1", ctypes.c_void_p), ("b1_bytes", ctypes.c_int32), ("code_dim", ctypes.c_int32),
+                ("hidden_dim", ctypes.c_int32)]
+
+
+class Signs(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("bytes", ctypes.c_int32)]
 
 
 class Requant(ctypes.Structure):
@@ -35,7 +40,7 @@ def lib(tmp_path_factory):
     out = tmp_path_factory.mktemp("core") / "libhtpw.so"
     subprocess.run(
         [compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
-         str(CORE / "htpw_synthesis.c"), "-o", str(out)],
+         str(CORE / "htpw_synthesis.c"), str(CORE / "htpw_op.c"), "-o", str(out)],
         check=True,
     )
     library = ctypes.CDLL(str(out))
@@ -43,7 +48,9 @@ def lib(tmp_path_factory):
     library.htpw_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
     ptr, i32 = ctypes.c_void_p, ctypes.c_int32
     library.htpw_tiled_scratch_bytes.argtypes = [ptr, i32, i32]
-    library.htpw_paper_scratch_bytes.argtypes = [ptr, i32]
+    library.htpw_paper_scratch_bytes.argtypes = [ptr, i32, i32]
+    library.htpw_channel_quantize_row.argtypes = [ptr, i32, ctypes.c_int, ptr]
+    library.htpw_mat_mult_s32.argtypes = [ptr, ptr, i32, i32, i32, ptr]
     library.htpw_tiled_synthesize.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
     library.htpw_paper_synthesize.argtypes = [ptr, i32, ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
     return library
@@ -55,7 +62,11 @@ class Stored:
     def __init__(self, values: np.ndarray, bits: int):
         flat = np.asarray(values).ravel()
         self.buffer = synthesis.pack_int4(flat) if bits == 4 else flat.astype(np.int8)
-        self.struct = Tensor(self.buffer.ctypes.data, bits)
+        self.struct = Tensor(self.buffer.ctypes.data, self.buffer.nbytes, bits)
+
+
+def _signs(packed: np.ndarray) -> Signs:
+    return Signs(packed.ctypes.data, packed.nbytes)
 
 
 def _rng_values(rng, shape, bits):
@@ -67,7 +78,7 @@ def _mlp(rng, d_z, d_h, bits):
     w1 = _rng_values(rng, (d_z, d_h), bits)
     b1 = rng.integers(-3000, 3000, d_h).astype(np.int32)
     stored = Stored(w1, bits)
-    return w1, b1, stored, Mlp(stored.struct, b1.ctypes.data, d_z, d_h)
+    return w1, b1, stored, Mlp(stored.struct, b1.ctypes.data, b1.nbytes, d_z, d_h)
 
 
 def _requant(rng):
@@ -106,7 +117,7 @@ def test_tiled_synthesis_is_byte_identical(lib, bits, c_out, c_in, tile):
     kernel = np.zeros((c_out, c_in), np.int8)
     status = lib.htpw_tiled_synthesize(
         ctypes.byref(mlp), ctypes.byref(w2_s.struct), tile, ctypes.byref(codes_s.struct),
-        ctypes.byref(Requant(requant.multiplier, requant.shift)), signs.ctypes.data, c_out, c_in,
+        ctypes.byref(Requant(requant.multiplier, requant.shift)), ctypes.byref(_signs(signs)), c_out, c_in,
         scratch, scratch_bytes, kernel.ctypes.data,
     )
     assert status == 0
@@ -132,13 +143,13 @@ def test_paper_synthesis_is_byte_identical(lib, bits, head):
         acc = synthesis.paper_factorized_accumulators(code, w1, b1, head_values, b_shared, requant, c_out, c_in)
     expected, _ = synthesis.finish_kernel(acc, signs)
     head_s, b_s, code_s = Stored(head_values, bits), Stored(b_shared, bits), Stored(code, bits)
-    scratch_bytes = lib.htpw_paper_scratch_bytes(ctypes.byref(mlp), c_in)
+    scratch_bytes = lib.htpw_paper_scratch_bytes(ctypes.byref(mlp), 0 if head == "dense" else 1, c_in)
     scratch = ctypes.create_string_buffer(scratch_bytes)
     kernel = np.zeros((c_out, c_in), np.int8)
     status = lib.htpw_paper_synthesize(
         ctypes.byref(mlp), 0 if head == "dense" else 1, ctypes.byref(head_s.struct), ctypes.byref(b_s.struct),
         b_cols, ctypes.byref(code_s.struct), ctypes.byref(Requant(requant.multiplier, requant.shift)),
-        signs.ctypes.data, c_out, c_in, scratch, scratch_bytes, kernel.ctypes.data,
+        ctypes.byref(_signs(signs)), c_out, c_in, scratch, scratch_bytes, kernel.ctypes.data,
     )
     assert status == 0
     np.testing.assert_array_equal(kernel, expected)
@@ -150,14 +161,16 @@ def test_errors_are_distinct_status_codes(lib):
     w2, codes = Stored(_rng_values(rng, (3, 4), 8), 8), Stored(_rng_values(rng, (1, 2), 8), 8)
     signs = np.zeros(1, np.uint8)
     kernel = np.zeros((2, 2), np.int8)
-    scratch = ctypes.create_string_buffer(256)
+    scratch = (ctypes.c_int32 * 64)()
 
     valid = Requant(1 << 30, -3)
 
-    def call(requant=valid, tile=2, scratch_bytes=256, w2_tensor=w2.struct):
+    def call(requant=valid, tile=2, scratch_bytes=256, w2_tensor=w2.struct, codes_tensor=codes.struct,
+             sign_bytes=1, mlp_struct=mlp, scratch_at=0):
         return lib.htpw_tiled_synthesize(
-            ctypes.byref(mlp), ctypes.byref(w2_tensor), tile, ctypes.byref(codes.struct), ctypes.byref(requant),
-            signs.ctypes.data, 2, 2, scratch, scratch_bytes, kernel.ctypes.data,
+            ctypes.byref(mlp_struct), ctypes.byref(w2_tensor), tile, ctypes.byref(codes_tensor), ctypes.byref(requant),
+            ctypes.byref(Signs(signs.ctypes.data, sign_bytes)), 2, 2, ctypes.addressof(scratch) + scratch_at,
+            scratch_bytes, kernel.ctypes.data,
         )
 
     assert call() == 0
@@ -165,5 +178,41 @@ def test_errors_are_distinct_status_codes(lib):
     assert call(requant=Requant(5, 0)) == 5  # HTPW_ERR_MULTIPLIER
     assert call(scratch_bytes=8) == 6  # HTPW_ERR_SCRATCH
     assert call(tile=0) == 2  # HTPW_ERR_DIMENSION
-    assert call(w2_tensor=Tensor(w2.buffer.ctypes.data, 5)) == 3  # HTPW_ERR_BITS
-    assert call(w2_tensor=Tensor(None, 8)) == 1  # HTPW_ERR_NULL
+    assert call(tile=256) == 2
+    assert call(w2_tensor=Tensor(w2.buffer.ctypes.data, 12, 5)) == 3  # HTPW_ERR_BITS
+    assert call(w2_tensor=Tensor(None, 12, 8)) == 1  # HTPW_ERR_NULL
+    assert call(scratch_at=2) == 30  # HTPW_ERR_ALIGN
+    # Every buffer is checked against what the synthesis reads (HTPW_ERR_INPUT_BYTES).
+    assert call(w2_tensor=Tensor(w2.buffer.ctypes.data, 11, 8)) == 12
+    assert call(codes_tensor=Tensor(codes.buffer.ctypes.data, 1, 8)) == 12
+    assert call(sign_bytes=0) == 12
+    short_w1 = Mlp(Tensor(mlp.w1.data, 5, 8), mlp.b1, mlp.b1_bytes, 2, 3)
+    assert call(mlp_struct=short_w1) == 12
+    short_b1 = Mlp(mlp.w1, mlp.b1, 11, 2, 3)
+    assert call(mlp_struct=short_b1) == 12
+
+
+@pytest.mark.parametrize("negate", [0, 1])
+def test_channel_quantize_row_matches_reference_on_every_peak_range(lib, negate):
+    """The 32-bit division path (peak < 2^24) and the 64-bit one give the reference's bytes."""
+    rng = np.random.default_rng(5)
+    for peak in (1, 2, 3, 127, 255, 2**24 - 1, 2**24, 2**24 + 1, 2**31 - 1, 2**31):
+        acc = rng.integers(-peak, peak + 1, 257).astype(np.int64)
+        acc[rng.integers(0, acc.size)] = -peak if peak == 2**31 else peak
+        acc = np.clip(acc, -(2**31), 2**31 - 1).astype(np.int32)
+        acc[:3] = [0, acc[3] // 2, -(acc[3] // 2)]
+        expected, _ = synthesis.finish_kernel(acc[None, :], synthesis.pack_signs(np.array([bool(negate)])))
+        out = np.zeros(acc.size, np.int8)
+        lib.htpw_channel_quantize_row(acc.ctypes.data, acc.size, negate, out.ctypes.data)
+        np.testing.assert_array_equal(out, expected[0], err_msg=f"peak {peak}")
+
+
+def test_mat_mult_is_exact_at_the_largest_dense_step(lib):
+    """65535 terms of int8 x int8 stay exact in int32 (docs/synthesis.md section 5)."""
+    k = synthesis.MAX_DENSE_TERMS
+    lhs = np.full((2, k), -128, np.int8)
+    lhs[1, ::2] = 127
+    rhs = np.stack([np.full(k, -128, np.int8), np.full(k, 127, np.int8), np.arange(k).astype(np.int8)])
+    out = np.zeros((2, 3), np.int32)
+    lib.htpw_mat_mult_s32(lhs.ctypes.data, rhs.ctypes.data, 2, k, 3, out.ctypes.data)
+    np.testing.assert_array_equal(out, lhs.astype(np.int64) @ rhs.astype(np.int64).T)

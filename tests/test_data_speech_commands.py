@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf.data import load, speech_commands, splits
+from hyper_tinypw_tf.data import BadFileError, EmptyDataDirError, load, speech_commands, splits
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SC = DATA / "speech_commands"
@@ -23,8 +23,7 @@ def speakers(groups: np.ndarray) -> set[str]:
 def loaded():
     # The subset holds official *test* speakers only, so the default 10/10 rule puts every
     # clip in "test"; these percentages carve val/test bands out of the same hash range.
-    return load("speech_commands", SC, batch_size=32, validation_percentage=12.0,
-                testing_percentage=4.0)
+    return load("speech_commands", SC, batch_size=32, split="speaker_hash:12,4")
 
 
 @needs_data
@@ -71,8 +70,8 @@ def test_features_have_documented_shape(loaded) -> None:
 @needs_data
 def test_deterministic_and_augmented_train(loaded) -> None:
     _, info = loaded
-    ds2, info2 = load("speech_commands", SC, batch_size=8, validation_percentage=12.0,
-                      testing_percentage=4.0, augment=speech_commands.Augment())
+    ds2, info2 = load("speech_commands", SC, batch_size=8, split="speaker_hash:12,4",
+                      augment=speech_commands.Augment())
     for s in info.groups:
         np.testing.assert_array_equal(info.groups[s], info2.groups[s])
     x, _ = next(iter(ds2["train"]))
@@ -108,3 +107,95 @@ def test_list_files_define_splits(tmp_path: Path) -> None:
     assert speakers(info.groups["train"]) == {"aaaa1111"}
     x, y = next(iter(ds["test"]))
     assert tuple(x.shape[1:]) == (49, 10, 1)  # 0.5 s clips are zero-padded to 1 s
+
+
+@pytest.mark.parametrize(
+    ("spec", "rule"),
+    [
+        ("auto", speech_commands.SplitRule("auto", 10.0, 10.0)),
+        ("speaker_hash:12,4", speech_commands.SplitRule("speaker_hash", 12.0, 4.0)),
+        ("speakers:15,15", speech_commands.SplitRule("speakers", 15.0, 15.0)),
+        ("speakers", speech_commands.SplitRule("speakers", 10.0, 10.0)),
+        ("all", speech_commands.SplitRule("all")),
+    ],
+)
+def test_split_rule_spellings(spec: str, rule: speech_commands.SplitRule) -> None:
+    parsed = speech_commands.SplitRule.parse(spec)
+    assert parsed == rule
+    assert speech_commands.SplitRule.parse(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("random:10,10", "received kws_split='random:10,10'"),
+        ("random", "unknown rule 'random'"),
+        ("speakers:10", "received kws_split='speakers:10'"),
+        ("speakers:a,b", "received kws_split='speakers:a,b'"),
+        ("all:10,10", "received kws_split='all:10,10'"),
+        ("speakers:60,40", "VAL \\+ TEST < 100\\), received 60,40"),
+        ("speaker_hash:-1,4", "must be >= 0"),
+    ],
+)
+def test_bad_split_rule_names_the_value(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        speech_commands.SplitRule.parse(spec)
+
+
+@needs_data
+def test_default_split_of_shared_copy_refuses_empty_train() -> None:
+    # Every speaker of the copy hashes into the official test band: the train split is empty,
+    # which must be one clear error naming the split and the flag that fixes it.
+    with pytest.raises(EmptyDataDirError, match=r"the train split of 2\d{3} clips is empty under "
+                       r"kws_split=speaker_hash:10,10 .*--kws_split=speakers:VAL,TEST"):
+        load("speech_commands", SC)
+
+
+@needs_data
+def test_speaker_shuffle_split_of_shared_copy() -> None:
+    _, info = load("speech_commands", SC, split="speakers:15,15", seed=0)
+    sp = {s: speakers(g) for s, g in info.groups.items()}
+    assert not (sp["train"] & sp["val"]) and not (sp["train"] & sp["test"]) and not (sp["val"] & sp["test"])
+    every = {splits.speaker_id(rel) for rel, _ in speech_commands.list_clips(SC)}
+    assert sp["train"] | sp["val"] | sp["test"] == every
+    # split_groups rounds 15% of the speakers for val and test; train takes the rest.
+    assert len(sp["val"]) == len(sp["test"]) == round(0.15 * len(every))
+    assert info.notes["split"] == "speakers:15,15"
+    _, again = load("speech_commands", SC, split="speakers:15,15", seed=0)
+    _, other = load("speech_commands", SC, split="speakers:15,15", seed=1)
+    assert speakers(again.groups["test"]) == sp["test"] != speakers(other.groups["test"])
+
+
+def _folder(root: Path, speakers_: tuple[str, ...]) -> None:
+    for w in speech_commands.CORE_WORDS + ("cat",):
+        for spk in speakers_:
+            write_wav(root / w / f"{spk}_nohash_0.wav", seconds=0.25)
+
+
+def test_all_split_makes_everything_test(tmp_path: Path) -> None:
+    _folder(tmp_path, ("aaaa1111",))
+    ds, info = load("speech_commands", tmp_path, batch_size=4, split="all")
+    assert info.counts["train"] == info.counts["val"] == {n: 0 for n in info.class_names}
+    assert info.counts["test"]["yes"] == 1 and info.counts["test"]["_unknown_"] == 1
+    assert sum(int(y.shape[0]) for _, y in ds["test"]) == 11  # 10 words + 1 unknown, no noise folder
+    assert sum(1 for _ in ds["train"]) == 0
+
+
+def test_one_speaker_folder_names_the_empty_split(tmp_path: Path) -> None:
+    _folder(tmp_path, ("aaaa1111",))
+    where = splits.which_set("aaaa1111_nohash_0.wav")
+    empty = next(s for s in splits.SPLITS if s != where)
+    with pytest.raises(EmptyDataDirError, match=f"{tmp_path}: the {empty} split of 11 clips is empty"):
+        load("speech_commands", tmp_path)
+
+
+def test_truncated_wav_body_is_refused_at_load(tmp_path: Path) -> None:
+    _folder(tmp_path, ("aaaa1111", "bbbb2222", "cccc3333"))
+    bad = tmp_path / "no" / "bbbb2222_nohash_0.wav"
+    full = bad.read_bytes()
+    bad.write_bytes(full[: len(full) - 1000])  # header intact, 500 samples missing
+    with pytest.raises(BadFileError, match=f"{bad}: truncated: the header promises 4000 samples, "
+                       "the file holds 3500"):
+        load("speech_commands", tmp_path, split="all")
+    _, info = load("speech_commands", tmp_path, split="all", skip_bad=True)
+    assert info.skipped_files == [str(bad)] and info.counts["test"]["no"] == 2

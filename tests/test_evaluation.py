@@ -103,3 +103,48 @@ def test_report_table_json_and_multiclass(tmp_path: Path) -> None:
     assert back["n_boot"] == 100
     with pytest.raises(ValueError):
         ev.evaluate(scores, y, groups, threshold=ev.Threshold.fixed(0.5), n_boot=5)
+
+
+def _one_hot(pred: list[int], n: int = 3) -> np.ndarray:
+    return np.eye(n)[np.asarray(pred)]
+
+
+def test_paired_difference_cancels_what_both_models_share() -> None:
+    # Two records with the same 4 labels; a is always right, b misses the second "0" of each record.
+    # Every resample holds the same mix, so the difference is the same in all of them:
+    # accuracy 1 - 6/8 = 1/4; b's macro-F1: class 0 P=1 R=1/2 F1=2/3, class 1 P=1/2 R=1 F1=2/3,
+    # class 2 F1=1 -> 7/9, so the macro-F1 difference is 2/9, with a zero-width paired CI.
+    labels = np.array([0, 1, 2, 0] * 2)
+    groups = np.array(["A"] * 4 + ["B"] * 4)
+    a = _one_hot(labels.tolist())
+    b = _one_hot([0, 1, 2, 1] * 2)
+    d = ev.paired_difference(a, b, labels, groups, n_boot=200, seed=3)
+    assert d["accuracy"].difference == pytest.approx(0.25)
+    assert d["accuracy"].ci == pytest.approx((0.25, 0.25))
+    assert d["macro_f1"].a == pytest.approx(1.0) and d["macro_f1"].b == pytest.approx(7 / 9)
+    assert d["macro_f1"].difference == pytest.approx(2 / 9)
+    assert d["macro_f1"].ci == pytest.approx((2 / 9, 2 / 9))
+    # The paired point values are the ones each model's own report gives.
+    assert ev.evaluate(b, labels, groups, n_boot=10).metrics["macro_f1"] == pytest.approx(7 / 9)
+
+
+def test_paired_difference_resamples_whole_records_for_both_models() -> None:
+    # Record A (3 examples): a right, b wrong on all; record B (5 examples): both right.
+    # Resamples are AA, AB/BA or BB: accuracy differences 1, 3/8 and 0, nothing else.
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    groups = np.array(["A"] * 3 + ["B"] * 5)
+    a = labels.astype(np.float64)
+    b = np.where(groups == "A", 1 - labels, labels).astype(np.float64)
+    half = ev.Threshold.fixed(0.5)
+    d = ev.paired_difference(a, b, labels, groups, threshold_a=half, threshold_b=half, n_boot=500, seed=0)
+    assert d["accuracy"].difference == pytest.approx(3 / 8)
+    assert set(np.round(d["accuracy"].samples, 6)) == {0.0, 0.375, 1.0}
+    assert d["accuracy"].ci[0] == pytest.approx(0.0) and d["accuracy"].ci[1] == pytest.approx(1.0)
+    assert d["accuracy"].to_dict()["ci"] == list(d["accuracy"].ci)
+
+
+def test_paired_difference_refuses_unpaired_inputs() -> None:
+    with pytest.raises(ValueError, match="must cover the same examples"):
+        ev.paired_difference(_one_hot([0, 1, 2]), _one_hot([0, 1]), np.array([0, 1, 2]), n_boot=5)
+    with pytest.raises(TypeError, match="binary evaluation needs threshold"):
+        ev.paired_difference(np.array([0.2, 0.8]), np.array([0.3, 0.7]), np.array([0, 1]), n_boot=5)

@@ -7,20 +7,24 @@ import pytest
 from flatbuffers import flexbuffers
 
 from export import _flatbuffer as fb
-from export import api, c_array, convert
+from export import api, c_array, convert, hyper
 from export import format as fmt
 from hyper_tinypw_tf import models
 from hyper_tinypw_tf._keras import keras
 from tests.conftest_export import TINY, calibration, tiny_exports, tiny_float_model
 
 
-def _mutate(data: bytes, change) -> bytes:
-    """Apply ``change(model_t, subgraph, first_custom_op)`` to a hyper file."""
+def _mutate(data: bytes, change, reseal: bool = True) -> bytes:
+    """Apply ``change(model_t, subgraph, first_custom_op)`` to a hyper file.
+
+    ``reseal`` rewrites the file CRC, as a careless tool would, so the checks behind it are reached.
+    """
     model_t = fb.read(data)
     subgraph = model_t.subgraphs[0]
     op = next(o for o in subgraph.operators if fb.op_name(model_t, o) == fmt.CUSTOM_OP_NAME)
     change(model_t, subgraph, op)
-    return fb.write(model_t)
+    out = fb.write(model_t)
+    return hyper.seal(out) if reseal else out
 
 
 def _hyper() -> bytes:
@@ -100,7 +104,7 @@ def test_unknown_format_version() -> None:
         values = dict(flexbuffers.Loads(fmt.encode_options(options)), version=7)
         op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(values)), np.uint8)
 
-    with pytest.raises(ValueError, match="option 'version': expected format version 1, received version=7"):
+    with pytest.raises(ValueError, match="option 'version': expected format version 2, received version=7"):
         api.expand(_mutate(_hyper(), bump))
 
 
@@ -152,6 +156,64 @@ def test_wrong_output_shape() -> None:
 
     with pytest.raises(ValueError, match=r"output must be INT8 \[32, 1, 1, 16\]"):
         api.expand(_mutate(_hyper(), reshape))
+
+
+def test_changed_file_without_new_crc_is_refused() -> None:
+    def retype(model_t, subgraph, op):
+        subgraph.tensors[op.inputs[0]].type = fb.schema.TensorType.INT32
+
+    with pytest.raises(ValueError, match=r"hyper model: file CRC-32 mismatch: metadata 'hyper_tinypw_crc32' says 0x"):
+        api.expand(_mutate(_hyper(), retype, reseal=False))
+
+
+def test_missing_file_crc_is_refused() -> None:
+    def drop(model_t, subgraph, op):
+        model_t.metadata = [m for m in model_t.metadata if fb.metadata_name(m) != fmt.METADATA_CRC32]
+
+    with pytest.raises(ValueError, match="hyper model: no 'hyper_tinypw_crc32' metadata"):
+        api.expand(_mutate(_hyper(), drop, reseal=False))
+
+
+def test_flipped_input_byte_fails_the_op_crc() -> None:
+    def flip(model_t, subgraph, op):
+        buffer = model_t.buffers[subgraph.tensors[op.inputs[3]].buffer]
+        buffer.data = np.asarray(buffer.data).copy()
+        buffer.data[17] ^= 0x10
+
+    message = r"HyperTinyPW op #0 \(output 'pw2/kernel'\): CRC-32 mismatch: option 'crc32' says 0x[0-9a-f]{8}"
+    with pytest.raises(ValueError, match=message):
+        api.expand(_mutate(_hyper(), flip))
+
+
+def test_seal_is_idempotent_and_expand_accepts_it() -> None:
+    folded, data = tiny_exports("tiled")
+    assert hyper.seal(data) == data
+    assert api.expand(hyper.seal(data)) == folded
+
+
+def test_bad_opcode_index_is_named() -> None:
+    def bad(model_t, subgraph, op):
+        subgraph.operators[0].opcodeIndex = 99
+
+    with pytest.raises(ValueError, match=r"hyper model: operator 0: opcode index 99 is out of range \(the file has"):
+        api.expand(_mutate(_hyper(), bad))
+
+
+@pytest.mark.parametrize("index", [400, 2**32 - 1])
+def test_bad_buffer_index_is_named(index: int) -> None:
+    def bad(model_t, subgraph, op):
+        subgraph.tensors[op.inputs[0]].buffer = index
+
+    with pytest.raises(ValueError, match=rf"tensor \d+ \('pw2/codes'\): buffer index {index} is out of range"):
+        api.expand(_mutate(_hyper(), bad))
+
+
+def test_bad_op_input_index_is_named() -> None:
+    def bad(model_t, subgraph, op):
+        op.inputs = np.array([500, *op.inputs[1:]], np.int32)
+
+    with pytest.raises(ValueError, match=r"operator \d+: input tensor index 500 is out of range"):
+        api.expand(_mutate(_hyper(), bad))
 
 
 # ---- files -------------------------------------------------------------------------------------

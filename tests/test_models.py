@@ -74,3 +74,78 @@ def test_models_train_a_step():
     model.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
     changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights, strict=True)]
     assert all(changed)
+
+
+@pytest.mark.parametrize(
+    ("preset", "task", "shape", "classes"),
+    [
+        ("64k", "mitdb_v", (256, 1, 1), 2),
+        ("32k", "mitdb_aami", (256, 1, 4), 5),  # RR features as three extra channels
+        ("64k", "ptbxl", (1000, 1, 1), 2),  # 10 s at 100 Hz
+        ("32k", "apnea", (6000, 1, 1), 2),  # one minute at 100 Hz
+        ("ds_cnn_s", "speech_commands", (49, 10, 1), 12),
+    ],
+)
+def test_preset_takes_the_dataset_input_shape(preset, task, shape, classes):
+    import numpy as np
+
+    model = models.for_task(preset, task, shape, classes, pw="hyper")
+    assert model.input_shape == (None, *shape) and model.output_shape == (None, classes)
+    # The preset fixes widths: every PW layer has the preset's channels whatever the input.
+    spec = models.get_preset(preset)
+    widths = [model.get_layer(f"pw{i + 1}").filters for i in range(len(spec.backbone.channels))]
+    assert tuple(widths) == spec.backbone.channels
+    assert model(np.zeros((2, *shape), "float32")).shape == (2, classes)
+
+
+@pytest.mark.parametrize(
+    ("preset", "task", "shape", "message"),
+    [
+        ("ds_cnn_s", "mitdb_v", (256, 1, 1), "preset 'ds_cnn_s' is for kws tasks; task 'mitdb_v' needs a ecg preset"),
+        ("64k", "speech_commands", (49, 10, 1), r"task 'speech_commands' needs a kws preset, one of \['ds_cnn_l'"),
+        ("64k", "ptbxl", (1000, 1), r"must be \(H, W, C\) with positive sizes, received input_shape=\(1000, 1\)"),
+        ("nope", "ptbxl", (1000, 1, 1), "preset must be one of"),
+    ],
+)
+def test_for_task_refuses_mismatches(preset, task, shape, message):
+    with pytest.raises(ValueError, match=message):
+        models.for_task(preset, task, shape, 2)
+
+
+def test_kws_models_normalize_their_input_and_ecg_models_do_not():
+    kws = models.ds_cnn("ds_cnn_s")
+    assert [layer.name for layer in kws.layers[1:4]] == ["input_norm_columns", "input_norm", "input_norm_restore"]
+    assert not kws.get_layer("input_norm").trainable
+    ecg = models.separable_cnn_1d("32k")
+    assert "input_norm" not in [layer.name for layer in ecg.layers]
+    assert models.fit_input_normalization(ecg, [None]) is None
+
+
+def test_fit_input_normalization_sets_per_column_mean_and_sd():
+    import numpy as np
+
+    model = models.ds_cnn("ds_cnn_s")
+    rng = np.random.default_rng(0)
+    scale = np.linspace(20.0, 1.0, 10)[None, None, :, None]
+    shift = np.linspace(-15.0, 0.0, 10)[None, None, :, None]
+    x = (rng.normal(size=(32, 49, 10, 1)) * scale + shift).astype("float32")
+    # Identity before fitting: the layer starts as (x - 0) / 1.
+    normalize = keras.Model(model.input, model.get_layer("input_norm").output)
+    np.testing.assert_allclose(normalize.predict(x, verbose=0).reshape(x.shape), x, rtol=1e-6)
+    stats = models.fit_input_normalization(model, [(x[:16], None), (x[16:], None)])
+    columns = x.reshape(32 * 49, 10).astype(np.float64)
+    np.testing.assert_allclose(stats, [columns.mean(0), columns.std(0) + 1e-3], rtol=1e-9)
+    z = normalize.predict(x, verbose=0).reshape(32 * 49, 10)
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z.std(0), columns.std(0) / (columns.std(0) + 1e-3), rtol=1e-4)
+    with pytest.raises(ValueError, match=r"examples must have shape \(49, 10, 1\), received x.shape=\(2, 49, 10\)"):
+        models.fit_input_normalization(model, [x[:2, :, :, 0]])
+    with pytest.raises(ValueError, match="batches is empty"):
+        models.fit_input_normalization(model, [])
+
+
+def test_batchnorm_momentum_settles_in_a_short_run():
+    # 0.99 would leave half the initial statistics after 70 steps; the models use 0.9.
+    model = models.ds_cnn("ds_cnn_s", pw="hyper")
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {models.BN_MOMENTUM} == {0.9}

@@ -47,8 +47,52 @@ def zscore(windows: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 
 def as_model_input(windows: np.ndarray) -> np.ndarray:
-    """(N, T) -> (N, T, 1, 1) float32: NHWC with W=1 and one lead as the channel."""
-    return np.ascontiguousarray(windows, dtype=np.float32)[:, :, None, None]
+    """(N, T) or (N, T, C) -> (N, T, 1, C) float32: NHWC with W=1 and leads/features as channels."""
+    x = np.ascontiguousarray(windows, dtype=np.float32)
+    return x[:, :, None, None] if x.ndim == 2 else x[:, :, None, :]
+
+
+RR_FEATURES = ("pre_rr", "post_rr", "local_rr")
+
+
+def rr_features(beats: np.ndarray, local_beats: int = 10) -> np.ndarray:
+    """(N, 3) pre-RR, post-RR and local-mean RR of each beat, each over the record's mean RR.
+
+    ``beats`` are the sample positions of a record's beats in time order. Inter-patient beat
+    classification leans on these (de Chazal et al., IEEE TBME 51(7), 2004): an ectopic beat
+    comes early (pre-RR < 1) and is often followed by a pause (post-RR > 1). Dividing by the
+    record's mean RR removes each patient's heart rate, so the features compare across patients;
+    as ratios of sample counts they do not depend on the sample rate. The local mean averages the
+    pre-RR of the ``local_beats`` beats centred on each beat. The first beat takes its post-RR as
+    pre-RR and the last its pre-RR as post-RR; a record with fewer than two beats gets ones.
+    """
+    beats = np.asarray(beats, np.float64)
+    n = len(beats)
+    if n < 2:
+        return np.ones((n, 3), np.float32)
+    if np.any(np.diff(beats) < 0):
+        raise ValueError("rr_features: beat positions must be in time order")
+    rr = np.diff(beats)
+    pre = np.concatenate([rr[:1], rr])
+    post = np.concatenate([rr, rr[-1:]])
+    sums = np.concatenate([[0.0], np.cumsum(pre)])
+    lo = np.clip(np.arange(n) - local_beats // 2, 0, n)
+    hi = np.clip(lo + local_beats, 0, n)
+    lo = np.clip(hi - local_beats, 0, n)
+    local = (sums[hi] - sums[lo]) / (hi - lo)
+    return (np.stack([pre, post, local], axis=1) / rr.mean()).astype(np.float32)
+
+
+def with_rr_channels(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """(N, T) windows and (N, 3) RR features -> (N, T, 4): the RR values as constant channels.
+
+    One input tensor keeps the model a chain that the exporter lowers like any other (a second
+    model input would branch the graph); the stem conv reads the RR channels at every position.
+    """
+    if len(windows) != len(rr):
+        raise ValueError(f"with_rr_channels: {len(windows)} windows but {len(rr)} RR feature rows")
+    tiled = np.broadcast_to(np.asarray(rr, np.float32)[:, None, :], (*windows.shape[:2], rr.shape[1]))
+    return np.concatenate([np.asarray(windows, np.float32)[:, :, None], tiled], axis=2)
 
 
 def to_dataset(
@@ -65,11 +109,11 @@ def to_dataset(
 
 
 def stack_records(
-    parts: list[tuple[str, dict[str, np.ndarray]]], y_key: str, length: int
+    parts: list[tuple[str, dict[str, np.ndarray]]], y_key: str, length: int, channels: int = 1
 ) -> SplitArrays:
     """Concatenate per-record arrays into one split, with the record id as each row's group."""
     if not parts:
-        return SplitArrays(np.zeros((0, length, 1, 1), np.float32), np.zeros(0, np.int64),
+        return SplitArrays(np.zeros((0, length, 1, channels), np.float32), np.zeros(0, np.int64),
                            np.zeros(0, dtype="<U8"))
     return SplitArrays(
         x=as_model_input(np.concatenate([d["x"] for _, d in parts])),

@@ -39,6 +39,7 @@ V_CLASSES = ("rest", "V")
 LABEL_SETS = ("aami", "v")
 PROTOCOLS = ("inter_patient", "patient_wise")
 LEAD = ("MLII",)
+MIN_POOL_RECORDS = len(splits.SPLITS)  # patient_wise: at least one whole record for each split
 
 
 def aami_labels(symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +58,10 @@ def record_windows(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
 ) -> dict[str, np.ndarray]:
-    """One record's beat windows ``x`` (N, window), AAMI index ``aami`` and V flag ``v``.
+    """One record's beat windows ``x`` (N, window), AAMI index ``aami``, V flag ``v`` and ``rr`` (N, 3).
+
+    ``rr`` holds each beat's pre-RR, post-RR and local-mean RR over the record's mean RR
+    (:func:`ecg.rr_features`), computed from the same beat annotations as the windows.
 
     Cached per record, so changing the split never repeats the signal processing.
     """
@@ -65,7 +69,7 @@ def record_windows(
     # Key on the files themselves so a cache hit needs no header parsing (wfdb's is slow);
     # any change to them (e.g. truncation) changes the key and re-runs the validation below.
     files = sorted(p for p in base.parent.glob(f"{record}.*") if p.suffix != ".tmp")
-    opts = {"window": window, "fs": fs, "zscore": zscore, "lead": LEAD, "v": 1}
+    opts = {"window": window, "fs": fs, "zscore": zscore, "lead": LEAD, "v": 2}
 
     def compute() -> dict[str, np.ndarray]:
         header = wfdb_io.check_record(base, annotation="atr")
@@ -82,7 +86,7 @@ def record_windows(
         if zscore:
             x = ecg.zscore(x)
         v = np.isin([symbols[i] for i in keep], ["V", "E"]).astype(np.int8)
-        return {"x": x, "aami": cls, "v": v}
+        return {"x": x, "aami": cls, "v": v, "rr": ecg.rr_features(centres)}
 
     return cache.cached_arrays("mitdb", {**opts, "record": record}, files, compute,
                                cache_dir, use_cache)
@@ -129,6 +133,11 @@ def assign_records(
         missing = [r for r in pool if r not in set(present)]
         if missing:
             raise MissingRecordsError("mitdb", data_dir, missing)
+        if len(set(pool)) < MIN_POOL_RECORDS and min(fractions) > 0:
+            raise ValueError(
+                f"patient_wise: {len(set(pool))} record(s) ({' '.join(sorted(set(pool)))}) cannot fill train, val "
+                f"and test with whole records; pass at least {MIN_POOL_RECORDS} records"
+            )
         out = splits.split_groups(pool, fractions, seed)
     else:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -152,10 +161,12 @@ def load_arrays(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     quiet: bool = False,
+    rr_features: bool = False,
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
     """Numpy (x, y, groups) per split; x is (N, window, 1, 1) float32, groups are record ids.
 
     ``records`` restricts the patient-wise pool (e.g. a few records for a quick run).
+    ``rr_features`` adds the three RR features as constant channels: x becomes (N, window, 1, 4).
     """
     if labels not in LABEL_SETS:
         raise ValueError(f"labels must be one of {LABEL_SETS}, got {labels!r}")
@@ -170,16 +181,19 @@ def load_arrays(
         "mitdb", quiet, skip_bad,
     )
     key = "aami" if labels == "aami" else "v"
-    out = {s: ecg.stack_records(parts[s], key, window) for s in splits.SPLITS}
+    channels = 1 + len(ecg.RR_FEATURES) if rr_features else 1
+    if rr_features:
+        parts = {s: [(r, {**d, "x": ecg.with_rr_channels(d["x"], d["rr"])}) for r, d in p] for s, p in parts.items()}
+    out = {s: ecg.stack_records(parts[s], key, window, channels) for s in splits.SPLITS}
     info = DatasetInfo(
         task=task,
         class_names=class_names,
-        input_shape=(window, 1, 1),
+        input_shape=(window, 1, channels),
         groups={s: a.groups for s, a in out.items()},
         counts={s: class_counts(a.y, class_names) for s, a in out.items()},
         skipped=len(skipped),
         skipped_files=skipped,
         notes={"protocol": protocol, "records": {s: [r for r, _ in parts[s]] for s in parts},
-               "fs": fs or NATIVE_FS},
+               "fs": fs or NATIVE_FS, "rr_features": rr_features},
     )
     return out, info

@@ -2,9 +2,11 @@
 
 Classes: the ten core words, ``_silence_`` (1 s cuts of ``_background_noise_``) and
 ``_unknown_`` (every other word, subsampled to about an average core class so it does not
-dominate). Splits are speaker-disjoint: the list files when present, else the dataset's own
-SHA-1 speaker-hash rule. Features are computed inside the pipeline with ``tf.signal`` so
-they are identical in training and evaluation and need no separate preprocessing step.
+dominate). Splits are speaker-disjoint, chosen by a :class:`SplitRule` (``--kws_split``): the
+list files when present, else the dataset's own SHA-1 speaker-hash rule, or a seeded shuffle of
+speakers for a copy (like ../shared/data's) that holds one official partition only. Features
+are computed inside the pipeline with ``tf.signal`` so they are identical in training and
+evaluation and need no separate preprocessing step.
 """
 
 from __future__ import annotations
@@ -62,16 +64,23 @@ class Augment:
 
 
 def check_wav(path: Path) -> int:
-    """Validate a WAV header (16 kHz, mono, 16-bit PCM) and return its frame count."""
+    """Validate a WAV (16 kHz, mono, 16-bit PCM, body as long as the header says); return its frame count.
+
+    The body is read too: a file cut short after a valid header would otherwise pass here and
+    fail later inside TensorFlow's decoder, mid-epoch, without naming the file.
+    """
     try:
         with wave.open(str(path), "rb") as w:
             rate, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
+            body = len(w.readframes(n)) if (rate, ch, width) == (SAMPLE_RATE, 1, 2) else 2 * n
     except (wave.Error, EOFError, OSError) as e:
         raise BadFileError(path, f"not a 16 kHz mono 16-bit PCM WAV ({e})") from None
     if (rate, ch, width) != (SAMPLE_RATE, 1, 2):
         raise BadFileError(
             path, f"expected 16 kHz mono 16-bit PCM, got {rate} Hz, {ch} channel(s), "
             f"{8 * width}-bit")
+    if body != 2 * n:
+        raise BadFileError(path, f"truncated: the header promises {n} samples, the file holds {body // 2}")
     return n
 
 
@@ -102,20 +111,114 @@ def list_clips(data_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def assign(clips: Sequence[tuple[str, str]], data_dir: Path, validation_percentage: float,
-           testing_percentage: float) -> dict[str, list[tuple[str, str]]]:
-    """Split clips by the list files if present, else by the speaker-hash rule."""
-    val_list, test_list = data_dir / "validation_list.txt", data_dir / "testing_list.txt"
+SPLIT_KINDS = ("auto", "lists", "speaker_hash", "speakers", "all")
+SPLIT_HELP = (
+    "auto (list files if present, else speaker_hash), lists, speaker_hash[:VAL,TEST] (the dataset's "
+    "SHA-1 rule with these percentages, default 10,10), speakers[:VAL,TEST] (speakers shuffled with "
+    "the seed and cut at these percentages: use this for a copy that holds one official partition, "
+    "like ../shared/data's test speakers) or all (every clip is test data, for evaluation)"
+)
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """How clips are split into train/val/test; ``parse`` reads the ``--kws_split`` spelling.
+
+    ``val``/``test`` are percentages of speakers (speaker_hash: of the hash range). Every rule
+    keeps each speaker in one split.
+    """
+
+    kind: str = "auto"
+    val: float = 10.0
+    test: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise ValueError(f"kws_split: unknown rule {self.kind!r}; choose {SPLIT_HELP}")
+        if min(self.val, self.test) < 0 or self.val + self.test >= 100:
+            raise ValueError(
+                f"kws_split: VAL and TEST must be >= 0 and leave some training speakers (VAL + TEST < 100), "
+                f"received {self.val:g},{self.test:g}"
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> SplitRule:
+        """``kind`` or ``kind:VAL,TEST`` (percentages), e.g. ``speakers:15,15``."""
+        kind, _, numbers = spec.strip().partition(":")
+        if not numbers:
+            return cls(kind)
+        parts = numbers.split(",")
+        try:
+            val, test = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+        except ValueError:
+            val = test = None
+        if val is None or test is None or kind not in ("speaker_hash", "speakers"):
+            raise ValueError(f"kws_split: expected {SPLIT_HELP}; received kws_split={spec!r}")
+        return cls(kind, val, test)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.val:g},{self.test:g}" if self.kind in ("speaker_hash", "speakers") else self.kind
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Splits that must not come out empty: all three, but only test for ``all``."""
+        return ("test",) if self.kind == "all" else splits.SPLITS
+
+
+def has_lists(data_dir: Path) -> bool:
+    """Whether the folder carries the dataset's validation/testing list files."""
+    return (data_dir / "validation_list.txt").is_file() and (data_dir / "testing_list.txt").is_file()
+
+
+def resolve(rule: SplitRule, data_dir: Path) -> SplitRule:
+    """``auto`` made concrete for this folder (so messages and ``info.notes`` say what ran)."""
+    if rule.kind != "auto":
+        return rule
+    return SplitRule("lists") if has_lists(data_dir) else SplitRule("speaker_hash", rule.val, rule.test)
+
+
+def assign(clips: Sequence[tuple[str, str]], data_dir: Path, rule: SplitRule = SplitRule(),
+           seed: int = 0) -> dict[str, list[tuple[str, str]]]:
+    """Clips per split under ``rule`` (``auto`` resolved against ``data_dir``)."""
+    rule = resolve(rule, data_dir)
     out: dict[str, list[tuple[str, str]]] = {s: [] for s in splits.SPLITS}
-    if val_list.is_file() and test_list.is_file():
-        val = set(val_list.read_text().split())
-        test = set(test_list.read_text().split())
+    if rule.kind == "lists":
+        if not has_lists(data_dir):
+            raise EmptyDataDirError(data_dir, "kws_split=lists needs validation_list.txt and testing_list.txt")
+        val = set((data_dir / "validation_list.txt").read_text().split())
+        test = set((data_dir / "testing_list.txt").read_text().split())
         for c in clips:
             out["val" if c[0] in val else "test" if c[0] in test else "train"].append(c)
-    else:
+    elif rule.kind == "speaker_hash":
         for c in clips:
-            out[splits.which_set(c[0], validation_percentage, testing_percentage)].append(c)
+            out[splits.which_set(c[0], rule.val, rule.test)].append(c)
+    elif rule.kind == "speakers":
+        train = 100.0 - rule.val - rule.test
+        by_speaker = splits.split_groups([splits.speaker_id(c[0]) for c in clips], (train, rule.val, rule.test), seed)
+        where = {g: split for split, groups in by_speaker.items() for g in groups}
+        for c in clips:
+            out[where[splits.speaker_id(c[0])]].append(c)
+    else:  # all
+        out["test"] = list(clips)
     return out
+
+
+def check_nonempty(by_split: dict[str, list[tuple[str, str]]], rule: SplitRule, data_dir: Path) -> None:
+    """Refuse a split the run needs that holds no core-word clip, naming it and the way out.
+
+    An empty train split would otherwise surface as a shuffle-buffer error from tf.data.
+    """
+    total = sum(len(v) for v in by_split.values())
+    for split in rule.required:
+        core = sum(word in CORE_WORDS for _, word in by_split[split])
+        if core == 0:
+            sizes = ", ".join(f"{s} {len(by_split[s])}" for s in splits.SPLITS)
+            raise EmptyDataDirError(
+                data_dir,
+                f"the {split} split of {total} clips is empty under kws_split={rule} (clips per split: {sizes}). "
+                "A copy holding one official partition (the dataset's list files absent) needs "
+                "--kws_split=speakers:VAL,TEST (e.g. speakers:15,15), or --kws_split=all to evaluate on it all",
+            )
 
 
 def _select(
@@ -162,7 +265,7 @@ def _pipeline(
     ds = tf.data.Dataset.from_tensor_slices((
         tf.constant(full, tf.string), tf.constant(offsets, tf.int64),
         tf.constant(vols, tf.float32), tf.constant(labels, tf.int32)))
-    if shuffle:
+    if shuffle and labels:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     bank_len = tf.cast(tf.shape(bank)[0], tf.int64)
 
@@ -204,8 +307,7 @@ def load_local(
     data_dir: str | Path,
     batch_size: int = 64,
     seed: int = 0,
-    validation_percentage: float = 10.0,
-    testing_percentage: float = 10.0,
+    split: str | SplitRule = "auto",
     silence_ratio: float = 1.0,
     unknown_ratio: float = 1.0,
     features: FeatureConfig = FeatureConfig(),
@@ -216,9 +318,12 @@ def load_local(
 ) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
     """Datasets of (MFCC, label) per split from a directory in the standard layout.
 
+    ``split`` is a :class:`SplitRule` or its spelling (see ``SPLIT_HELP``); a split the rule
+    needs that comes out empty raises :class:`EmptyDataDirError` before any TensorFlow work.
     ``augment`` applies to the train split only. ``silence_ratio``/``unknown_ratio`` size
     those classes relative to an average core class of the same split.
     """
+    rule = split if isinstance(split, SplitRule) else SplitRule.parse(split)
     data_dir = Path(data_dir).expanduser()
     clips = list_clips(data_dir) if data_dir.is_dir() else []
     if not clips:
@@ -246,7 +351,9 @@ def load_local(
         log.warning("speech_commands: skipped %d bad file(s): %s", len(skipped),
                     ", ".join(skipped))
     bank = tf.constant(np.concatenate(noise) if noise else np.zeros(0, np.float32))
-    by_split = assign(good, data_dir, validation_percentage, testing_percentage)
+    rule = resolve(rule, data_dir)
+    by_split = assign(good, data_dir, rule, seed)
+    check_nonempty(by_split, rule, data_dir)
     datasets: dict[str, tf.data.Dataset] = {}
     groups: dict[str, np.ndarray] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -265,8 +372,7 @@ def load_local(
         task="speech_commands", class_names=list(CLASS_NAMES),
         input_shape=features.output_shape, groups=groups, counts=counts,
         skipped=len(skipped), skipped_files=skipped,
-        notes={"source": "local", "split_rule": "lists" if (
-            data_dir / "validation_list.txt").is_file() else "speaker_hash"},
+        notes={"source": "local", "split_rule": rule.kind, "split": str(rule)},
     )
     return datasets, info
 

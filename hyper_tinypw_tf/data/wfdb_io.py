@@ -8,6 +8,7 @@ both into one :class:`BadFileError` naming the file at fault.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import socket
 import urllib.parse
@@ -18,6 +19,8 @@ import numpy as np
 import wfdb
 
 from hyper_tinypw_tf.data.errors import BadFileError, DatasetUnavailableError
+
+log = logging.getLogger("hyper_tinypw_tf.data")
 
 # Bits per stored sample for the WFDB formats we can size-check.
 _BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12,
@@ -74,6 +77,13 @@ def _check_dat(hea: Path, dat: Path, header: wfdb.Record, idx: list[int]) -> Non
     size = dat.stat().st_size
     declared = (f"{hea.name} declares {header.sig_len} samples x {spf} signal(s) in format "
                 f"{fmt} = {expected} bytes")
+    fitting = [k for k in range(1, 2 * spf + 9) if offset + math.ceil(header.sig_len * k * _BITS[fmt] / 8) == size]
+    if size != expected and fitting and fitting[0] != spf:
+        # The file is whole for another signal count: the header's count is what is wrong.
+        raise BadFileError(
+            hea, f"signal count disagrees with {dat.name}: {declared}, but its {size} bytes hold exactly "
+            f"{fitting[0]} signal(s) of {header.sig_len} samples"
+        )
     if size < expected:
         raise BadFileError(dat, f"truncated: {size} bytes but {declared}")
     if size > expected:
@@ -153,12 +163,22 @@ def download_physionet(
     timeout: float = 20.0,
 ) -> None:
     """``wfdb.dl_database`` (+ ``dl_files`` for non-WFDB files such as CSV indexes) with a
-    socket timeout; any failure becomes one clear :class:`DatasetUnavailableError`."""
-    Path(dl_dir).mkdir(parents=True, exist_ok=True)
+    socket timeout; any failure becomes one clear :class:`DatasetUnavailableError`.
+
+    Says where it downloads from and to before it starts; a folder it made for a download that
+    failed is removed again, so a mistyped ``data_dir`` leaves nothing behind.
+    """
+    dl_dir = Path(dl_dir)
+    made = not dl_dir.exists()
+    log.warning("%s: no local copy in %s%s; downloading it from %s (pass data_dir to use a local copy)",
+                db, dl_dir, " (a new folder)" if made else "", physionet_address(db))
+    dl_dir.mkdir(parents=True, exist_ok=True)
     try:
         with socket_timeout(timeout):
             if extra_files:
                 wfdb.dl_files(db, str(dl_dir), list(extra_files))
             wfdb.dl_database(db, str(dl_dir), records=records, annotators=annotators)
     except Exception as e:  # requests/urllib/OSError variants: all mean "not downloadable now"
+        if made and not any(dl_dir.iterdir()):
+            dl_dir.rmdir()
         raise DatasetUnavailableError(db, physionet_address(db), e, task) from None

@@ -7,7 +7,7 @@
 #define HTPW_FORMAT_H_
 
 #define HTPW_CUSTOM_OP_NAME "HyperTinyPW"
-#define HTPW_FORMAT_VERSION 1
+#define HTPW_FORMAT_VERSION 2
 
 /* Modes (option "mode"). */
 #define HTPW_MODE_BOOT "boot"
@@ -30,6 +30,7 @@
 #define HTPW_KEY_TILE_SIZE "tile_size"
 #define HTPW_KEY_CODE_BITS "code_bits"
 #define HTPW_KEY_WEIGHT_BITS "weight_bits"
+#define HTPW_KEY_CRC32 "crc32"
 
 #define HTPW_MAX_DIM 65535
 

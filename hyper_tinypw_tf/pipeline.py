@@ -1,0 +1,504 @@
+"""The main job and ``evaluate``: a hyper model beside the stored CNN of the same budget.
+
+``run_main`` trains the preset's hyper model and its ``stored_backbone`` (the stored CNN of the
+same byte budget) with the same data, seed and schedule, fine-tunes both with QAT, exports both
+(stored → folded ``.tflite``, hyper → hyper ``.tflite``), runs both files in the TFLM interpreter
+and prints one side-by-side table (:func:`comparison_table`) whose differences carry a paired
+clustered-bootstrap CI (:func:`hyper_tinypw_tf.evaluation.paired_difference`).
+
+Every stage writes one file, atomically (a temporary name, then a rename), and is skipped when
+that file exists, so a killed run started again resumes at the first missing file; training
+itself resumes from its last finished epoch (``training.fit``'s checkpoints). Layout::
+
+    out/stored/model.keras  model_qat.h5  model_folded.tflite  tflm.npz
+    out/hyper/ model.keras  model_qat.h5  model_hyper.tflite   tflm.npz
+    out/twin/  model.keras                         (with --distill: the teacher)
+    out/summary.json
+
+Like ``cli.py`` this module reaches across packages (``export``, the TFLM interpreter) and
+imports them lazily; ``cli.py`` parses flags, hands data loading here as a callable, and imports
+this module lazily too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyper_tinypw_tf._keras import keras
+
+SIDES = ("stored", "hyper")
+TWIN = "twin"  # the hyper model's backbone with stored PW layers: the distillation teacher
+FILE_FORMAT = {"stored": "folded", "hyper": "hyper"}
+HEADLINE = ("macro_f1", "balanced_accuracy", "roc_auc")
+SPLITS = ("test", "val", "all")
+LoadData = Callable[[], tuple[dict[str, Any], Any]]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything the main job needs besides the data: the same schedule for both models."""
+
+    preset: str = "64k"
+    epochs: int = 4
+    qat_epochs: int = 1
+    learning_rate: float = 2e-3
+    patience: int = 3
+    seed: int = 0
+    n_boot: int = 1000
+    mode: str = "boot"
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    class_weights: bool = True
+    distill: bool = False
+    teacher: str | None = None
+    distill_alpha: float = 0.7
+    distill_temperature: float = 2.0
+
+
+def fit_logging() -> tuple[int, list[Any]]:
+    """Keras ``verbose`` and callbacks: progress bars on a terminal, one line per epoch in a file or a pipe."""
+    if sys.stdout.isatty():
+        return 1, []
+    return 0, [EpochLine()]
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per finished epoch, flushed (a log file or pipe gets no progress-bar redraws)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        values = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
+        seconds = time.monotonic() - self._start
+        print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {values} ({seconds:.0f} s)", flush=True)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def fit_model(
+    model: Any, datasets: dict[str, Any], info: Any, config: RunConfig, epochs: int, learning_rate: float,
+    checkpoint_dir: str | Path | None, teacher: Any = None,
+) -> None:
+    """``training.fit`` with the run's switches: loss (CE or focal), class weights, distillation from ``teacher``."""
+    from hyper_tinypw_tf import losses, training
+
+    verbose, log_callbacks = fit_logging()
+    train_config = training.TrainConfig(
+        epochs=epochs, learning_rate=learning_rate, patience=config.patience, seed=config.seed,
+        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), verbose=verbose,
+    )
+    weights = None
+    if config.class_weights:
+        weights = training.balanced_class_weight(inputs_and_labels(datasets["train"])[1], info.num_classes)
+    target = model
+    if teacher is not None:
+        target = losses.Distiller(model, teacher, config.distill_alpha, config.distill_temperature)
+    training.fit(target, datasets["train"], datasets["val"], train_config, class_weight=weights,
+                 loss=losses.get(config.loss, config.focal_gamma), callbacks=log_callbacks)
+
+
+def build_model(preset: str, info: Any, train: Iterable[Any], side: str) -> Any:
+    """A new model for ``side`` ("stored", "hyper" or "twin") on the dataset's input shape.
+
+    "stored" is the preset's stored CNN of the same budget (its ``stored_backbone``), "twin" the
+    hyper model's own backbone with stored PW layers. Input normalization is fitted on ``train``.
+    """
+    from hyper_tinypw_tf import models
+
+    if side == TWIN:
+        backbone = replace(models.get_preset(preset).backbone, input_shape=tuple(info.input_shape))
+        model = models.build_backbone(backbone, info.num_classes, pw="stored", name=f"{preset}_stored_twin")
+    else:
+        model = models.for_task(preset, info.task, info.input_shape, info.num_classes, pw=side)
+    models.fit_input_normalization(model, train)
+    return model
+
+
+def load_model(path: str | Path) -> Any:
+    """A saved float or QAT model (.keras, .h5 or SavedModel) with every class in scope."""
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf._keras import keras
+
+    if not Path(path).exists():
+        raise ValueError(f"model file {str(path)!r} does not exist")
+    with quantization.quantize_scope():
+        return keras.models.load_model(path)
+
+
+def _save_model(model: Any, path: Path) -> None:
+    """Save through a temporary name in the same folder, then rename: a killed save leaves no file."""
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    from export import api
+
+    api.write_atomic(path, text)
+
+
+# --- the TFLM side ----------------------------------------------------------------------------
+
+
+def tflm_runnable(data: bytes) -> tuple[bytes, bool]:
+    """The bytes the TFLM interpreter runs for a ``.tflite`` file, and whether they were expanded.
+
+    The one place that decides how a hyper file runs: until ``tflm_harness/run.py`` registers the
+    ``HyperTinyPW`` op with the Python interpreter, a hyper file is expanded on the host
+    (``export.expand``) into the folded file it stands for, which TFLM runs bit for bit alike.
+    """
+    from export import _flatbuffer as fb
+    from export import api
+    from export import format as fmt
+
+    model_t = fb.read(data, "model file")
+    hyper = any(fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME for op in model_t.subgraphs[0].operators)
+    return (api.expand(data), True) if hyper else (data, False)
+
+
+def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
+    """Logits of a ``.tflite`` file (folded or hyper) in the TFLM interpreter, for float inputs ``x``."""
+    from export import interpreters
+
+    return interpreters.predict(tflm_runnable(data)[0], x, "tflm")
+
+
+def tflm_arena_bytes(runnable: bytes) -> int:
+    """Bytes of the TFLM arena a runnable file needs (tensors, persistent buffers), as TFLM's allocator records them."""
+    from tflite_micro.python.tflite_micro import runtime as micro
+
+    interpreter = micro.Interpreter.from_bytes(runnable)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)  # TFLM's MicroPrintf writes to stderr
+        try:
+            interpreter.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    found = re.search(r"Arena allocation total (\d+) bytes", text)
+    if found is None:
+        raise RuntimeError(f"TFLM printed no arena total; it printed: {text[:300]!r}")
+    return int(found.group(1))
+
+
+# --- data helpers -----------------------------------------------------------------------------
+
+
+def inputs_and_labels(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All inputs and labels of a batched dataset, in its order."""
+    xs, ys = [], []
+    for x, y in dataset:
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y))
+    if not xs:
+        return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def _threshold(val_scores: np.ndarray | None, val_labels: np.ndarray | None, num_classes: int) -> Any:
+    """Binary tasks: tuned on validation scores when there are any, else a fixed 0.5; multi-class: none."""
+    from hyper_tinypw_tf import evaluation
+
+    if num_classes != 2:
+        return None
+    if val_scores is None or val_labels is None or len(val_labels) == 0 or len(set(val_labels.tolist())) < 2:
+        return evaluation.Threshold.fixed(0.5)
+    return evaluation.tune_threshold(val_scores, val_labels)
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def predictor(model_path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """A logits function for a model file and the runtime it uses: TFLM for .tflite, Keras otherwise."""
+    path = Path(model_path)
+    if not path.exists():
+        raise ValueError(f"--model={str(path)!r} does not exist")
+    if path.suffix == ".tflite":
+        data = path.read_bytes()
+        runtime = "tflm (hyper file expanded on the host)" if tflm_runnable(data)[1] else "tflm"
+        return (lambda x: tflm_predict(data, x)), runtime
+    if path.suffix not in (".keras", ".h5") and not path.is_dir():
+        raise ValueError(f"--model={str(path)!r} must be a .keras, .h5 or .tflite file or a SavedModel folder")
+    model = load_model(path)
+    return (lambda x: model.predict(x, verbose=0, batch_size=256)), "keras"
+
+
+def evaluate_model(
+    model_path: str | Path, load_data: LoadData, split: str = "test", n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Metrics with clustered-bootstrap CIs of one model file on one split (or on all the data).
+
+    ``split="test"`` tunes a binary threshold on the validation split (fixed 0.5 without one);
+    ``"val"`` and ``"all"`` score with a fixed 0.5, since no held-apart data is left to tune on.
+    ``"all"`` scores every example of every split: a folder used entirely as test data. The model
+    is checked and loaded before ``load_data`` runs, so a bad path fails fast.
+    """
+    from hyper_tinypw_tf import evaluation
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, received split={split!r}")
+    predict, runtime = predictor(model_path)
+    datasets, info = load_data()
+    names = [s for s in ("train", "val", "test") if s in datasets] if split == "all" else [split]
+    parts = [inputs_and_labels(datasets[s]) for s in names]
+    groups_parts = [np.asarray(info.groups.get(s, np.arange(len(p[1])))) for s, p in zip(names, parts, strict=True)]
+    keep = [i for i, (_, y) in enumerate(parts) if len(y)]
+    if not keep:
+        raise ValueError(f"the {split} data of task {info.task} holds no examples")
+    x = np.concatenate([parts[i][0] for i in keep])
+    y = np.concatenate([parts[i][1] for i in keep])
+    groups = np.concatenate([groups_parts[i].astype(str) for i in keep])
+    scores = evaluation.softmax(predict(x))
+    val_scores = val_labels = None
+    if split == "test" and info.num_classes == 2 and "val" in datasets:
+        vx, val_labels = inputs_and_labels(datasets["val"])
+        val_scores = evaluation.softmax(predict(vx)) if len(val_labels) else None
+    threshold = _threshold(val_scores, val_labels, info.num_classes)
+    report = evaluation.evaluate(
+        scores, y, groups, threshold=threshold, class_names=info.class_names, n_boot=n_boot, seed=seed,
+        task=f"{info.task} ({split})",
+    )
+    return {"model": str(model_path), "runtime": runtime, "split": split, **report.to_json_dict()}
+
+
+# --- the main job -----------------------------------------------------------------------------
+
+
+class MainJob:
+    """The main job's stages for both sides; each stage is skipped when its output file exists."""
+
+    def __init__(self, out: str | Path, config: RunConfig, load_data: LoadData,
+                 print_fn: Callable[[str], None] = print) -> None:
+        self.out = Path(out)
+        self.config = config
+        self.load_data = load_data
+        self.print = print_fn
+        self._data: tuple[dict[str, Any], Any] | None = None
+
+    def path(self, side: str, name: str) -> Path:
+        return self.out / side / name
+
+    def data(self) -> tuple[dict[str, Any], Any]:
+        """Datasets and metadata, loaded once (and only if a stage needs them)."""
+        if self._data is None:
+            self._data = self.load_data()
+        return self._data
+
+    def _skip(self, side: str, stage: str, output: Path) -> bool:
+        if output.exists():
+            self.print(f"[{side}] {stage}: skipped, {output} exists")
+            return True
+        self.print(f"[{side}] {stage}: running -> {output}")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return False
+
+    # stages
+
+    def _fit(self, model: Any, side: str, data: tuple[dict[str, Any], Any], epochs: int, learning_rate: float,
+             checkpoints: str) -> None:
+        teacher = self.teacher() if side == "hyper" and self.config.distill else None
+        fit_model(model, data[0], data[1], self.config, epochs, learning_rate, self.path(side, checkpoints), teacher)
+
+    def train(self, side: str) -> None:
+        """Train the float model of ``side`` (same seed and schedule for every side)."""
+        from hyper_tinypw_tf import accounting, training
+
+        output = self.path(side, "model.keras")
+        if self._skip(side, "train", output):
+            return
+        training.set_seed(self.config.seed)
+        data = self.load_data()  # loaded again after the seed, so every side sees the same shuffles
+        model = build_model(self.config.preset, data[1], (x for x, _ in data[0]["train"]), side)
+        accounting.packed_bytes(model).summary(self.print)
+        self._fit(model, side, data, self.config.epochs, self.config.learning_rate, "checkpoints")
+        _save_model(model, output)
+
+    def teacher(self) -> Any:
+        """The distillation teacher: ``--teacher`` if given, else the trained stored twin (trained once)."""
+        if self.config.teacher:
+            return load_model(self.config.teacher)
+        self.train(TWIN)
+        return load_model(self.path(TWIN, "model.keras"))
+
+    def qat(self, side: str) -> None:
+        from hyper_tinypw_tf import quantization, training
+
+        output = self.path(side, "model_qat.h5")
+        if self._skip(side, "qat", output):
+            return
+        training.set_seed(self.config.seed)
+        qat_model = quantization.quantize_model(load_model(self.path(side, "model.keras")))
+        if self.config.qat_epochs > 0:
+            data = self.load_data()
+            self._fit(qat_model, side, data, self.config.qat_epochs, self.config.learning_rate / 10, "checkpoints_qat")
+        _save_model(qat_model, output)
+
+    def export(self, side: str) -> Path:
+        from export import api
+
+        output = self.path(side, f"model_{FILE_FORMAT[side]}.tflite")
+        if not self._skip(side, "export", output):
+            model = load_model(self.path(side, "model_qat.h5"))
+            # The stored file gets the hyper file's zero-point layout: a byte difference is the method's.
+            api.export_files(model, output, fmt=FILE_FORMAT[side], mode=self.config.mode, print_fn=self.print,
+                             slim_zero_points=True)
+        return output
+
+    def evaluate(self, side: str, model_file: Path) -> None:
+        """Logits of the exported file in TFLM on val and test, the arena it needs, and the model's bill."""
+        from export import interpreters
+        from hyper_tinypw_tf import accounting
+
+        output = self.path(side, "tflm.npz")
+        if self._skip(side, "tflm evaluation", output):
+            return
+        datasets, info = self.data()
+        runnable, expanded = tflm_runnable(model_file.read_bytes())
+        arrays: dict[str, Any] = {}
+        for split in ("val", "test"):
+            x, y = inputs_and_labels(datasets[split])
+            arrays[f"{split}_logits"] = interpreters.predict(runnable, x, "tflm")
+            arrays[f"{split}_labels"] = y
+        arrays["test_groups"] = np.asarray(info.groups["test"]).astype(str)
+        bill = accounting.runtime_bill(load_model(self.path(side, "model.keras")))
+        arrays.update(
+            arena_bytes=tflm_arena_bytes(runnable), expanded=expanded, macs=bill.inference_macs,
+            synthesis_macs=bill.synthesis_macs, kernel_cache_bytes=bill.cached_kernel_bytes,
+            class_names=np.asarray(info.class_names), task=info.task,
+            protocol=str(info.notes.get("protocol", "")),
+        )
+        tmp = output.with_name(f".{output.stem}.partial.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, output)
+
+    def run(self) -> dict[str, Any]:
+        """All stages for both sides, then the comparison (always recomputed: it is cheap)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for side in SIDES:
+            self.train(side)
+            self.qat(side)
+            files[side] = self.export(side)
+            self.evaluate(side, files[side])
+        summary = compare(self.out, files, self.config)
+        _write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        self.print(comparison_table(summary))
+        return summary
+
+
+def _side_summary(npz: Any, model_file: Path, config: RunConfig) -> tuple[dict[str, Any], Any, Any]:
+    """One side's numbers from its tflm.npz; returns (summary, test scores, threshold)."""
+    from hyper_tinypw_tf import evaluation
+
+    classes = [str(c) for c in npz["class_names"]]
+    val_scores = evaluation.softmax(npz["val_logits"])
+    test_scores = evaluation.softmax(npz["test_logits"])
+    threshold = _threshold(val_scores, npz["val_labels"], len(classes))
+    report = evaluation.evaluate(
+        test_scores, npz["test_labels"], npz["test_groups"], threshold=threshold, class_names=classes,
+        n_boot=config.n_boot, seed=config.seed,
+    )
+    kernel_cache = int(npz["kernel_cache_bytes"]) if bool(npz["expanded"]) else 0
+    side = {
+        "file": str(model_file),
+        "file_bytes": model_file.stat().st_size,
+        # The expanded file's arena holds no generated kernels; the op caches them (boot mode).
+        "sram_bytes": int(npz["arena_bytes"]) + kernel_cache,
+        "tflm_arena_bytes": int(npz["arena_bytes"]),
+        "kernel_cache_bytes": int(npz["kernel_cache_bytes"]),
+        "macs": int(npz["macs"]),
+        "synthesis_macs": int(npz["synthesis_macs"]),
+        "evaluation": report.to_json_dict(),
+    }
+    return side, test_scores, threshold
+
+
+def compare(out: Path, files: dict[str, Path], config: RunConfig) -> dict[str, Any]:
+    """The summary of both sides and their paired differences (hyper − stored), from the stage files."""
+    from hyper_tinypw_tf import evaluation, models
+
+    sides, scores, thresholds = {}, {}, {}
+    npz = {side: np.load(out / side / "tflm.npz") for side in SIDES}
+    for side in SIDES:
+        sides[side], scores[side], thresholds[side] = _side_summary(npz[side], files[side], config)
+    test = npz["stored"]
+    if not np.array_equal(test["test_labels"], npz["hyper"]["test_labels"]):
+        raise ValueError(f"{out}: the stored and hyper evaluations cover different test examples; "
+                         "delete their tflm.npz files and run again")
+    diffs = evaluation.paired_difference(
+        scores["hyper"], scores["stored"], test["test_labels"], test["test_groups"],
+        threshold_a=thresholds["hyper"], threshold_b=thresholds["stored"], n_boot=config.n_boot, seed=config.seed,
+    )
+    return {
+        "task": str(test["task"]),
+        "protocol": str(test["protocol"]),
+        "preset": config.preset,
+        "budget_bytes": models.get_preset(config.preset).budget,
+        "seed": config.seed,
+        "n_boot": config.n_boot,
+        "n_test_examples": int(len(test["test_labels"])),
+        "n_test_groups": int(len(np.unique(test["test_groups"]))),
+        "stored": sides["stored"],
+        "hyper": sides["hyper"],
+        "difference": {k: evaluation.json_safe(d.to_dict()) for k, d in diffs.items()},
+    }
+
+
+def _fmt_metric(value: float | None, ci: list[float | None] | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    lo, hi = ci if ci else (None, None)
+    spec = "+.3f" if signed else ".3f"
+    bounds = "n/a" if lo is None or hi is None else f"{lo:{spec}}, {hi:{spec}}"
+    return f"{value:{spec}} [{bounds}]"
+
+
+def comparison_table(summary: dict[str, Any]) -> str:
+    """The side-by-side table of a :func:`compare` summary: bytes, SRAM, MACs, metrics with CIs."""
+    s, h, d = summary["stored"], summary["hyper"], summary["difference"]
+    budget = summary["budget_bytes"]
+    head = (f"{summary['task']}, preset {summary['preset']}"
+            + (f" (budget {budget:,} bytes)" if budget else "")
+            + (f", {summary['protocol']}" if summary["protocol"] else "")
+            + f": test {summary['n_test_examples']:,} examples from {summary['n_test_groups']} groups; "
+            f"95% CIs from {summary['n_boot']} clustered resamples, the difference's paired")
+    width = (28, 22, 22, 24)
+    lines = [head, f"{'':<{width[0]}}{'stored CNN':>{width[1]}}{'hyper':>{width[2]}}{'hyper - stored':>{width[3]}}"]
+
+    def count(label: str, key: str) -> None:
+        lines.append(f"{label:<{width[0]}}{s[key]:>{width[1]},}{h[key]:>{width[2]},}{h[key] - s[key]:>+{width[3]},}")
+
+    count("file bytes", "file_bytes")
+    count("SRAM bill, bytes", "sram_bytes")
+    count("MACs per inference", "macs")
+    count("synthesis MACs (at load)", "synthesis_macs")
+    names = {"macro_f1": "macro-F1", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC-AUC"}
+    for key in HEADLINE:
+        se, he = s["evaluation"], h["evaluation"]
+        lines.append(
+            f"{names[key]:<{width[0]}}{_fmt_metric(se['metrics'][key], se['ci'][key]):>{width[1]}}"
+            f"{_fmt_metric(he['metrics'][key], he['ci'][key]):>{width[2]}}"
+            f"{_fmt_metric(d[key]['difference'], d[key]['ci'], signed=True):>{width[3]}}"
+        )
+    lines.append(f"SRAM bill: TFLM arena, plus {h['kernel_cache_bytes']:,} bytes of generated kernels the hyper "
+                 "op caches at boot" if h["kernel_cache_bytes"] else "SRAM bill: TFLM arena")
+    return "\n".join(lines)

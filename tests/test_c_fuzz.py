@@ -1,0 +1,65 @@
+"""libFuzzer on the core (tflm_harness/fuzz/htpw_fuzz.c) for a bounded time: no crash, leak or undefined behaviour.
+
+Built with Debian's clang (``-fsanitize=fuzzer,address,undefined``; libFuzzer comes with
+libclang-rt-14-dev). The seed corpus is this test's valid ops from real hyper files, small edge
+ops and malformed ones, so mutations start from inputs that reach the synthesis. The run lasts
+``HTPW_FUZZ_SECONDS`` (default 60) seconds; CI runs the default.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests import core_lib
+
+SECONDS = int(os.environ.get("HTPW_FUZZ_SECONDS", "60"))
+MAX_LEN = 8192
+
+
+@pytest.fixture(scope="module")
+def fuzzer(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuzz") / "htpw_fuzz"
+    sources = (*core_lib.CORE_SOURCES, *core_lib.CASE_SOURCES, core_lib.FUZZ / "htpw_fuzz.c")
+    flags = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-fsanitize=fuzzer,address,undefined",
+             "-fno-sanitize-recover=all")
+    return core_lib.build(out, sources, flags, cc="clang")
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuzz_lib") / "libhtpw.so"
+    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O1", "-shared", "-fPIC"))
+    return core_lib.load(out)
+
+
+def seed_corpus(lib, folder) -> int:
+    """Write the seeds: every file op, the edge ops that fit MAX_LEN, and a few malformed cases per config."""
+    seeds = []
+    for strategy, bits in core_lib.CONFIGS:
+        ops = core_lib.file_ops(strategy, bits)
+        seeds += [core_lib.encode_case(core_lib.options_struct(lib, op.options), op.inputs) for op in ops]
+        malformed = core_lib.malformed_cases(lib, ops[0])[::9]
+        seeds += [core_lib.encode_case(case.options, case.inputs) for case in malformed]
+    seeds += [core_lib.encode_case(core_lib.options_struct(lib, op.options), op.inputs) for op in core_lib.edge_ops()]
+    seeds = [seed for seed in seeds if len(seed) <= MAX_LEN]
+    for number, seed in enumerate(seeds):
+        (folder / f"seed{number:04d}").write_bytes(seed)
+    return len(seeds)
+
+
+def test_fuzz_for_a_bounded_time(fuzzer, lib, tmp_path):
+    corpus, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
+    corpus.mkdir()
+    artifacts.mkdir()
+    assert seed_corpus(lib, corpus) > 50
+    result = subprocess.run(
+        [str(fuzzer), str(corpus), f"-max_total_time={SECONDS}", f"-max_len={MAX_LEN}", "-seed=1",
+         "-rss_limit_mb=2048", "-timeout=20", f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
+        capture_output=True, text=True, timeout=SECONDS + 300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Done" in result.stderr and "ERROR" not in result.stderr
+    assert list(artifacts.iterdir()) == []

@@ -1,0 +1,247 @@
+"""Build the Cortex-M4 runner and run it under QEMU (``mps2-an386``, semihosting), counting instructions.
+
+The firmware is ``m4/main.cc`` (file I/O and timing) around the one shared inference file
+``runner/htpw_runner.cc``, linked against the Cortex-M4F + CMSIS-NN libraries of :mod:`build`, with
+CMSIS's Cortex_DFP startup for ARMCM4 (compiled from ``TFLM_DIR``, never copied) and our linker
+script ``m4/mps2_an386.ld``. The ELF is cached beside the libraries.
+
+Instruction counts: QEMU models no DWT cycle counter, so QEMU runs with ``-icount shift=0`` (its
+virtual clock advances exactly 1 ns per executed instruction) and the firmware reads the board's
+CMSDK timer 0, clocked at 25 MHz of that virtual clock: one tick is :data:`INSTRUCTIONS_PER_TICK`
+instructions, which is the resolution. (Debian's QEMU can load TCG plugins, but ships neither the
+``libinsn.so`` example nor ``qemu-plugin.h`` to build one.) :func:`calibrate` runs a loop of known
+length to check the conversion; ``tests/test_tflm_m4.py`` holds it to the loop's count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tflm_harness import build
+
+HARNESS = Path(__file__).resolve().parent
+M4 = HARNESS / "m4"
+LINKER_SCRIPT = M4 / "mps2_an386.ld"
+QEMU = "qemu-system-arm"
+MACHINE = "mps2-an386"
+ICOUNT_SHIFT = 0  # 2**0 ns of QEMU virtual time per instruction
+TIMER_HZ = 25_000_000  # PCLK of the MPS2 AN386 image's CMSDK APB timers
+INSTRUCTIONS_PER_TICK = 10**9 // (TIMER_HZ << ICOUNT_SHIFT)
+DFP_DEVICE = "tensorflow/lite/micro/tools/make/downloads/cmsis/Cortex_DFP/Device/ARMCM4/Source"
+LINK_FLAGS = ("--specs=rdimon.specs", "-nostartfiles", "-Wl,--gc-sections")
+TIMEOUT_S = 600  # the largest preset's setup and inference take well under a minute under QEMU
+
+
+class QemuError(RuntimeError):
+    """QEMU is missing, or the firmware failed; the message holds the command and its output."""
+
+
+def qemu_command(elf: Path) -> list[str]:
+    """QEMU's command line: no UART, semihosting for file I/O and exit status, 1 ns per instruction."""
+    return [
+        QEMU, "-M", MACHINE, "-cpu", "cortex-m4", "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}", "-kernel", str(elf),
+    ]
+
+
+def _platform_sources(tc: build.Toolchain) -> list[Path]:
+    device = Path(tc.tflm_dir) / DFP_DEVICE
+    return [M4 / "m4_platform.c", device / "startup_ARMCM4.c", device / "system_ARMCM4.c"]
+
+
+def _key(payload: Sequence[object], files: Sequence[Path]) -> str:
+    digest = hashlib.sha256(json.dumps([str(p) for p in payload]).encode())
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _link(tc: build.Toolchain, sources: Sequence[Path], libraries: Sequence[Path], out: Path, jobs: int) -> Path:
+    """Compile ``sources`` (C with CC, C++ with CXX) and link them with ``libraries`` into ``out``."""
+    objects, compiles = [], []
+    for src in sources:
+        obj = out.parent / "obj" / (src.name + ".o")
+        objects.append(obj)
+        ours = src.is_relative_to(HARNESS)
+        warnings = ["-Wall", "-Wextra", "-Werror"] if ours else []
+        compiles.append((build._compile_command(tc, src, tc.kernel_opt, [f"-I{M4}", *build.harness_includes(),
+                                                                          *warnings]), obj))
+    build._compile_all(compiles, Path(tc.tflm_dir), jobs)
+    flags = [f for f in tc.cxxflags if f.startswith(("-mcpu", "-mfpu", "-mthumb", "-mfloat-abi", "-mlittle"))]
+    tmp = out.with_suffix(".tmp.elf")
+    cmd = [*tc.cxx, *flags, *LINK_FLAGS, "-T", str(LINKER_SCRIPT), *map(str, objects),
+           "-Wl,--start-group", *map(str, libraries), "-lm", "-Wl,--end-group", "-o", str(tmp)]
+    build._run(cmd, out.parent)
+    tmp.replace(out)
+    return out
+
+
+def build_calibration(jobs: int = 2) -> Path:
+    """The calibration firmware (``m4/calibrate.c``): no TFLM, seconds to build."""
+    tc = build.toolchain("cortex-m4")
+    sources = [M4 / "calibrate.c", *_platform_sources(tc)]
+    key = _key([tc.cc, tc.ccflags, tc.includes, LINK_FLAGS], [*sources, LINKER_SCRIPT, M4 / "m4_platform.h"])
+    elf = build.cache_dir() / f"m4-calibrate-{key}" / "calibrate.elf"
+    if elf.is_file():
+        return elf
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    return _link(tc, sources, [], elf, jobs)
+
+
+def build_runner(jobs: int = 2) -> Path:
+    """The Cortex-M4 runner firmware (``m4/main.cc`` + shared runner + TFLM + CMSIS-NN), cached."""
+    tflm, htpw = build.build_harness("cortex-m4", jobs)
+    tc = tflm.toolchain
+    sources = [M4 / "main.cc", *_platform_sources(tc)]
+    key = _key([tflm.path, htpw, tc.cxx, tc.cxxflags, LINK_FLAGS],
+               [*sources, LINKER_SCRIPT, M4 / "m4_platform.h", htpw])
+    elf = build.cache_dir() / f"m4-runner-{key}" / "htpw_m4_runner.elf"
+    if elf.is_file():
+        return elf
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    return _link(tc, sources, [htpw, tflm.path], elf, jobs)
+
+
+def run_firmware(elf: Path, workdir: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run ``elf`` under QEMU with ``workdir`` as the semihosting file root; raise on a non-zero exit."""
+    if shutil.which(QEMU) is None:
+        raise QemuError(f"{QEMU} not found; install it (Debian: apt-get install qemu-system-arm)")
+    cmd = qemu_command(elf)
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise QemuError(f"{shlex.join(cmd)} did not finish within {timeout} s") from error
+    if proc.returncode != 0:
+        raise QemuError(f"firmware exited with status {proc.returncode}: {shlex.join(cmd)}\n"
+                        f"{(proc.stdout + proc.stderr)[-4000:]}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One loop of ``length`` iterations: ``2 * length + 1`` instructions, measured as ``ticks``."""
+
+    length: int
+    ticks: int
+
+    @property
+    def instructions(self) -> int:
+        return 2 * self.length + 1
+
+    @property
+    def measured(self) -> int:
+        return self.ticks * INSTRUCTIONS_PER_TICK
+
+
+def calibrate() -> list[Calibration]:
+    """Run ``m4/calibrate.c`` under QEMU: loops of known length and the ticks each took."""
+    elf = build_calibration()
+    with tempfile.TemporaryDirectory(prefix="htpw_m4_") as tmp:
+        run_firmware(elf, Path(tmp))
+        lines = (Path(tmp) / "calibrate.txt").read_text().split("\n")
+    return [Calibration(*map(int, line.split())) for line in lines if line]
+
+
+class ModelRejected(ValueError):
+    """The runner refused the model or its input; the message names the error (e.g. an htpw_status)."""
+
+
+@dataclass(frozen=True)
+class M4Run:
+    """What one QEMU run of the Cortex-M4 runner measured.
+
+    Instruction counts are timer ticks times :data:`INSTRUCTIONS_PER_TICK` (resolution: one tick).
+    ``setup_instructions`` covers the interpreter's construction and AllocateTensors (every Prepare,
+    so boot-mode synthesis); ``invoke_instructions`` holds one count per example (the first one
+    includes lazy-mode synthesis); ``steady_instructions`` is example 0 run again after all others.
+    """
+
+    outputs: np.ndarray  # int8, (examples, output bytes)
+    outputs_sha256: str
+    kernels: dict[int, bytes]  # by output tensor index, when asked for (dump_kernels)
+    arena_used_bytes: int
+    cached_kernel_bytes: int
+    stream_kernel_bytes: int
+    ops: dict[str, int]
+    syntheses: int
+    setup_instructions: int
+    invoke_instructions: tuple[int, ...]
+    steady_instructions: int
+
+    def summary(self) -> dict[str, object]:
+        """The JSON fields ``hyper-tinypw tflm --target=cortex-m4`` prints."""
+        return {
+            "status": "OK", "target": "cortex-m4", "examples": len(self.invoke_instructions),
+            "outputs_sha256": self.outputs_sha256,
+            "arena_used_bytes": self.arena_used_bytes, "cached_kernel_bytes": self.cached_kernel_bytes,
+            "stream_kernel_bytes": self.stream_kernel_bytes, "ops": self.ops,
+            "setup_instructions": self.setup_instructions,
+            "first_inference_instructions": self.invoke_instructions[0],
+            "inference_instructions": self.steady_instructions,
+            "instruction_counter": f"qemu -icount shift={ICOUNT_SHIFT} + CMSDK timer, {INSTRUCTIONS_PER_TICK}"
+                                   " instructions per tick",
+        }
+
+
+def read_kernels(raw: bytes) -> dict[int, bytes]:
+    """Records [int32 tensor index][int32 byte count][bytes] → the last kernel made for each tensor."""
+    kernels, at = {}, 0
+    while at < len(raw):
+        index, size = np.frombuffer(raw[at:at + 8], "<i4")
+        kernels[int(index)] = raw[at + 8:at + 8 + int(size)]
+        at += 8 + int(size)
+    return kernels
+
+
+def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = False,
+        timeout: float = TIMEOUT_S) -> M4Run:
+    """Run ``model`` on the Cortex-M4 under QEMU, once per example of ``inputs`` (int8, batch first).
+
+    Without ``inputs`` the runner makes one all-zero example. ``dump_kernels`` returns every
+    synthesized kernel (by its tensor index) in ``M4Run.kernels``; the file writes it costs make
+    that run's instruction counts meaningless, so they are reported as 0.
+
+    Raises:
+      ModelRejected: the runner refused the model or the inputs (the message names why).
+      QemuError, build.BuildError: QEMU or the toolchain failed.
+    """
+    elf = build_runner()
+    with tempfile.TemporaryDirectory(prefix="htpw_m4_") as tmp:
+        work = Path(tmp)
+        (work / "model.tflite").write_bytes(model)
+        if dump_kernels:
+            (work / "kernels.request").write_bytes(b"")
+        if inputs is not None:
+            inputs = np.asarray(inputs)
+            if inputs.dtype != np.int8 or inputs.ndim < 1 or len(inputs) == 0:
+                raise ModelRejected(f"inputs must be a non-empty int8 array, batch first; received dtype={inputs.dtype}"
+                                    f" shape={inputs.shape}")
+            (work / "input.bin").write_bytes(np.ascontiguousarray(inputs).tobytes())
+        proc = run_firmware(elf, work, timeout)
+        result = json.loads((work / "result.json").read_text())
+        if result["status"] != "OK":
+            log = proc.stderr.strip().splitlines()
+            raise ModelRejected(f"the Cortex-M4 runner rejected the model: {result['status']}"
+                                + (f" ({log[-1]})" if log else ""))
+        examples = result["examples"]
+        outputs = np.frombuffer((work / "output.bin").read_bytes(), np.int8).reshape(examples, -1)
+        kernels = read_kernels((work / "kernels.bin").read_bytes()) if dump_kernels else {}
+    ticks = 0 if dump_kernels else INSTRUCTIONS_PER_TICK
+    return M4Run(
+        outputs=outputs.copy(), outputs_sha256=result["outputs_sha256"], kernels=kernels,
+        arena_used_bytes=result["arena_used_bytes"], cached_kernel_bytes=result["cached_kernel_bytes"],
+        stream_kernel_bytes=result["stream_kernel_bytes"], ops=result["ops"], syntheses=result["syntheses"],
+        setup_instructions=result["setup_ticks"] * ticks,
+        invoke_instructions=tuple(t * ticks for t in result["invoke_ticks"]),
+        steady_instructions=result["steady_invoke_ticks"] * ticks,
+    )
