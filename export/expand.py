@@ -187,6 +187,11 @@ def _check_output(tensor: schema.TensorT, opts: fmt.HyperOptions, label: str) ->
         )
 
 
+def _code_name(code: schema.OperatorCodeT) -> str:
+    custom = code.customCode
+    return custom.decode(errors="replace") if isinstance(custom, bytes) else str(custom or "")
+
+
 def _remove_inputs(model_t: schema.ModelT, candidates: set[int], freed_buffers: set[int]) -> None:
     """Drop the removed ops' input tensors nothing else uses, their buffers (and ``freed_buffers`` if
     unused), and unused operator codes."""
@@ -217,9 +222,15 @@ def _remove_inputs(model_t: schema.ModelT, candidates: set[int], freed_buffers: 
     for meta in model_t.metadata or []:
         meta.buffer = remap_b[meta.buffer]
 
-    used_codes = sorted({op.opcodeIndex for op in subgraph.operators})
-    remap_c = {old: new for new, old in enumerate(used_codes)}
-    model_t.operatorCodes = [model_t.operatorCodes[i] for i in used_codes]
+    # Drop only the HyperTinyPW code to_hyper added: other unused codes (the converter leaves some,
+    # e.g. QUANTIZE after folding a QAT model's input) belong to the folded file.
+    used = {op.opcodeIndex for op in subgraph.operators}
+    keep_c = [
+        i for i, code in enumerate(model_t.operatorCodes)
+        if i in used or _code_name(code) != fmt.CUSTOM_OP_NAME
+    ]
+    remap_c = {old: new for new, old in enumerate(keep_c)}
+    model_t.operatorCodes = [model_t.operatorCodes[i] for i in keep_c]
     for op in subgraph.operators:
         op.opcodeIndex = remap_c[op.opcodeIndex]
 

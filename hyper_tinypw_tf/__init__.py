@@ -20,9 +20,9 @@ __all__ = [
 
 def custom_objects() -> dict[str, type]:
     """Every class a saved hyper_tinypw_tf model may reference, by its plain and registered name."""
-    from hyper_tinypw_tf import generators
+    from hyper_tinypw_tf import generators, losses
 
-    classes = [HyperPWConv2D, TiledGenerator, PaperGenerator, generators._ClipCodes]
+    classes = [HyperPWConv2D, TiledGenerator, PaperGenerator, generators._ClipCodes, losses.SparseFocalLoss]
     objects: dict[str, type] = {}
     for cls in classes:
         objects[cls.__name__] = cls

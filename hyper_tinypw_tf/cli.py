@@ -9,6 +9,7 @@ Commands (each a thin wrapper over library functions):
   expand   hyper .tflite → folded .tflite, synthesis on the host
   report   byte accounting of a preset, stored against hyper
   tflm     run a .tflite (folded or hyper) in TFLM's MicroInterpreter with the HyperTinyPW op; prints JSON
+  fit      flash, SRAM and instructions per synthesis mode on the Cortex-M4 against a board (exit 1: fits nowhere)
 
 This is the only module that reaches across packages (into ``export``), and it imports lazily.
 """
@@ -28,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags, logging  # noqa: E402
 
-COMMANDS = ("main", "evaluate", "train", "qat", "export", "expand", "report", "tflm")
+COMMANDS = ("main", "evaluate", "train", "qat", "export", "expand", "report", "tflm", "fit")
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 FLAGS = flags.FLAGS
@@ -50,6 +51,8 @@ flags.DEFINE_enum("mode", "boot", ["boot", "lazy", "stream", "budget"],
                   "Synthesis mode of the hyper custom op; budget: per layer boot or stream within --sram_budget.")
 flags.DEFINE_integer("sram_budget", None, "export --mode=budget: bytes of SRAM for cached kernels.", lower_bound=0)
 flags.DEFINE_enum("target", "host", ["host", "cortex-m4"], "tflm: where the model runs.")
+flags.DEFINE_integer("flash", 1 << 20, "fit: the board's flash in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
+flags.DEFINE_integer("sram", 256 << 10, "fit: the board's SRAM in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
 flags.DEFINE_string("c_array", None, "Also write NAME.cc/NAME.h with the model as a C array.")
 flags.DEFINE_string("input", None, "Input .tflite for expand; int8 examples (.npy, N first) for tflm.")
 flags.DEFINE_string("output", None, "Output .tflite for expand/export; int8 outputs (.npy) for tflm.")
@@ -255,7 +258,10 @@ def _load_model(path: str) -> Any:
     from hyper_tinypw_tf._keras import keras
 
     with quantization.quantize_scope():
-        return keras.models.load_model(path)
+        try:
+            return keras.models.load_model(path)
+        except (OSError, ValueError) as error:  # h5py and Keras do not name the file
+            raise ValueError(f"--model={path}: not a loadable Keras model ({_one_line(error)})") from error
 
 
 def cmd_qat() -> None:
@@ -281,13 +287,29 @@ def cmd_expand() -> None:
 
 def cmd_tflm() -> None:
     """Build (cached) and run --model in TFLM on --target; print the runner's statistics as JSON."""
-    from tflm_harness import build, run
+    from tflm_harness import build, qemu, run
 
     try:
         stats = run.run_files(FLAGS.model, FLAGS.target, FLAGS.input, FLAGS.output)
     except build.BuildError as error:  # TFLM_DIR or a toolchain that does not build: the user's setup
         raise ValueError(f"building the TFLM runner failed: {error}") from None
+    except qemu.QemuError as error:  # no qemu-system-arm, or the firmware crashed
+        raise ValueError(f"running the Cortex-M4 runner under QEMU failed: {error}") from None
     print(json.dumps(stats, indent=2))
+
+
+def cmd_fit() -> int:
+    """Measure --model on the Cortex-M4 in each synthesis mode; exit status 1 when no mode fits the board."""
+    from tflm_harness import build, fit, qemu
+
+    try:
+        report = fit.fit_file(FLAGS.model, flash=FLAGS.flash, sram=FLAGS.sram)
+    except build.BuildError as error:  # TFLM_DIR or a toolchain that does not build: the user's setup
+        raise ValueError(f"building the Cortex-M4 runner failed: {error}") from None
+    except qemu.QemuError as error:  # no qemu-system-arm, or the firmware crashed
+        raise ValueError(f"running the Cortex-M4 runner under QEMU failed: {error}") from None
+    print(report.table())
+    return 0 if report.any_fits else 1
 
 
 def cmd_main() -> None:
@@ -406,6 +428,9 @@ def validate_train() -> None:
 
 def validate_main() -> None:
     validate_train()
+    if FLAGS.mode == "budget":
+        raise ValueError("main exports with --mode=boot, lazy or stream; for a budget mix run "
+                         "export --format=hyper --mode=budget --sram_budget=BYTES on its model_qat.h5")
 
 
 def validate_qat() -> None:
@@ -444,6 +469,10 @@ def validate_tflm() -> None:
         _check_existing("input", "int8 examples as .npy, the batch first")
     if FLAGS.output:
         _check_output_file("output")
+
+
+def validate_fit() -> None:
+    _check_existing("model", "the .tflite (folded or hyper) to fit")
 
 
 def validate_report() -> None:
@@ -494,7 +523,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"hyper-tinypw: error: unknown command {command!r}; {USAGE}\n")
         return 2
     if any(arg in _HELP for arg in args):
-        print(f"hyper-tinypw {command}: " + FLAGS.main_module_help())
+        print(f"usage: hyper-tinypw {command} [--flag=value ...]\n" + FLAGS.module_help(__name__))
         return 0
     FLAGS.unparse_flags()
     try:
@@ -512,11 +541,11 @@ def main(argv: Sequence[str]) -> int:
         validate = globals().get(f"validate_{command}")
         if validate is not None:
             validate()
-        globals()[f"cmd_{command}"]()
+        status = globals()[f"cmd_{command}"]()  # None, or a command's own exit status (fit: 1 = fits nowhere)
     except (ValueError, OSError, DataError, app.UsageError) as error:
         # Bad input (arguments, files, models, data): one clear line, not a traceback.
         return _fail(command, _one_line(error))
-    return 0
+    return int(status or 0)
 
 
 def run() -> None:

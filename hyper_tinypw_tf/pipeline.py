@@ -157,9 +157,10 @@ def _write_atomic(path: Path, text: str) -> None:
 def tflm_runnable(data: bytes) -> tuple[bytes, bool]:
     """The bytes the TFLM interpreter runs for a ``.tflite`` file, and whether they were expanded.
 
-    The one place that decides how a hyper file runs: until ``tflm_harness/run.py`` registers the
-    ``HyperTinyPW`` op with the Python interpreter, a hyper file is expanded on the host
-    (``export.expand``) into the folded file it stands for, which TFLM runs bit for bit alike.
+    The one place that decides how a hyper file runs in the tflite_micro wheel, which has no
+    ``HyperTinyPW`` op: it is expanded on the host (``export.expand``) into the folded file it stands
+    for. ``MainJob.evaluate`` also runs the hyper file itself through the op in the host TFLM runner
+    (:func:`check_through_op`) and checks both give the same outputs.
     """
     from export import _flatbuffer as fb
     from export import api
@@ -175,6 +176,32 @@ def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
     from export import interpreters
 
     return interpreters.predict(tflm_runnable(data)[0], x, "tflm")
+
+
+def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str, Any]:
+    """Run the hyper file itself through the HyperTinyPW op (host TFLM runner, ``tflm_harness``) on the
+    examples ``x``, and check its int8 outputs equal the folded file's in the tflite_micro wheel,
+    example by example. Returns the runner's statistics.
+
+    Raises:
+      RuntimeError: naming the first example whose outputs differ.
+    """
+    from export import _flatbuffer as fb
+    from export import interpreters
+    from tflm_harness import run
+
+    model_t = fb.read(folded, "folded model")
+    graph = model_t.subgraphs[0]
+    quant = graph.tensors[graph.inputs[0]].quantization
+    q = interpreters.quantize(np.asarray(x, np.float32), float(quant.scale[0]), int(quant.zeroPoint[0]))
+    expected = interpreters.run_int8(folded, q, "tflm")
+    result = run.run(model_file, q)
+    got = result.outputs.reshape(expected.shape)
+    differ = np.flatnonzero((got != expected).reshape(len(q), -1).any(axis=1))
+    if differ.size:
+        raise RuntimeError(f"{model_file}: through the HyperTinyPW op, {differ.size} of {len(q)} examples give "
+                           f"outputs other than the folded file's (first: example {int(differ[0])})")
+    return result.stats
 
 
 def tflm_arena_bytes(runnable: bytes) -> int:
@@ -333,10 +360,10 @@ class MainJob:
         _save_model(model, output)
 
     def teacher(self) -> Any:
-        """The distillation teacher: ``--teacher`` if given, else the trained stored twin (trained once)."""
+        """The distillation teacher: ``--teacher`` if given, else the stored twin (its own train stage)."""
         if self.config.teacher:
             return load_model(self.config.teacher)
-        self.train(TWIN)
+        self.train(TWIN)  # skipped (it says so) when run() has trained it already
         return load_model(self.path(TWIN, "model.keras"))
 
     def qat(self, side: str) -> None:
@@ -378,6 +405,13 @@ class MainJob:
             x, y = inputs_and_labels(datasets[split])
             arrays[f"{split}_logits"] = interpreters.predict(runnable, x, "tflm")
             arrays[f"{split}_labels"] = y
+            if expanded:
+                stats = check_through_op(model_file, runnable, x)
+                arrays.update(op_arena_used_bytes=stats["arena_used_bytes"],
+                              op_cached_kernel_bytes=stats["cached_kernel_bytes"])
+                self.print(f"{model_file.name} through the HyperTinyPW op (host TFLM runner), {split}: "
+                           f"{len(x):,} outputs identical to the folded file's; arena {stats['arena_used_bytes']:,} "
+                           f"bytes, cached kernels {stats['cached_kernel_bytes']:,} bytes")
         arrays["test_groups"] = np.asarray(info.groups["test"]).astype(str)
         bill = accounting.runtime_bill(load_model(self.path(side, "model.keras")))
         arrays.update(
@@ -394,6 +428,8 @@ class MainJob:
         """All stages for both sides, then the comparison (always recomputed: it is cheap)."""
         self.out.mkdir(parents=True, exist_ok=True)
         files = {}
+        if self.config.distill and not self.config.teacher:
+            self.train(TWIN)
         for side in SIDES:
             self.train(side)
             self.qat(side)

@@ -32,6 +32,10 @@ GENERATORS = {
     "paper_dense": {"strategy": "paper", "config": {"head": "dense", "code_dim": 4, "hidden_dim": 8}},
     "paper_factorized": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 4, "hidden_dim": 16,
                                                          "max_in_channels": 32}},
+    "paper_dense_int4": {"strategy": "paper", "config": {"head": "dense", "code_dim": 4, "hidden_dim": 8,
+                                                         "code_bits": 4, "weight_bits": 4}},
+    "paper_factorized_int4": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 4, "hidden_dim": 16,
+                                                              "max_in_channels": 32, "code_bits": 4, "weight_bits": 4}},
 }
 requires_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 

@@ -347,11 +347,12 @@ def _stored(values: np.ndarray, bits: int) -> RawInput:
 
 
 def synthetic_op(strategy: str, bits: int, *, c_out: int, c_in: int, d_z: int, d_h: int, tile: int = 0,
-                 b_cols: int = 0, extreme: bool = False, seed: int = 0) -> Op:
+                 b_cols: int = 0, extreme: bool = False, seed: int = 0, real: float = 0.01) -> Op:
     """An op built from integers per docs/format.md §2, expected kernel from the numpy reference.
 
     ``extreme``: every stored value at the negative end (-128, or -8 for int4) and the hidden
     activation saturated at 127, so each accumulation reaches the largest magnitude the limits allow.
+    ``real``: the hidden requantization multiplier (its shift picks the requantize path).
     """
     rng = np.random.default_rng(seed)
     low, high = (-8, 7) if bits == 4 else (-128, 127)
@@ -362,7 +363,7 @@ def synthetic_op(strategy: str, bits: int, *, c_out: int, c_in: int, d_z: int, d
     tiles = synthesis.tile_grid(c_out, c_in, tile) if strategy == fmt.TILED else (1, 1)
     codes, w1 = values(tiles[0] * tiles[1], d_z), values(d_z, d_h)
     b1 = np.full(d_h, 2**31 - 1 if extreme else 0, np.int64) + (0 if extreme else rng.integers(-5000, 5000, d_h))
-    requant = synthesis.Requant(2**30, 0) if extreme else synthesis.Requant(*synthesis.quantize_multiplier(0.01))
+    requant = synthesis.Requant(2**30, 0) if extreme else synthesis.Requant(*synthesis.quantize_multiplier(real))
     signs = synthesis.pack_signs(rng.random(c_out) < 0.5)
     inputs = [_stored(codes, bits), _stored(w1, bits),
               RawInput(HTPW_TYPE[fb.schema.TensorType.INT32], (d_h,), b1.astype("<i4").tobytes())]
@@ -402,4 +403,6 @@ def edge_ops() -> tuple[Op, ...]:
         synthetic_op(fmt.TILED, 4, c_out=1, c_in=1, d_z=1, d_h=1, tile=1, seed=2),
         synthetic_op(fmt.PAPER_FACTORIZED, 4, c_out=9, c_in=1, d_z=5, d_h=3, b_cols=1, seed=3),
         synthetic_op(fmt.PAPER_DENSE, 4, c_out=7, c_in=3, d_z=3, d_h=5, extreme=True),
+        synthetic_op(fmt.TILED, 8, c_out=9, c_in=10, d_z=2, d_h=7, tile=3, seed=4, real=3.0),  # shift 2
+        synthetic_op(fmt.TILED, 8, c_out=4, c_in=5, d_z=3, d_h=2, tile=2, seed=5, real=0.75),  # shift 0
     )

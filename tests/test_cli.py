@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _run(*args):
@@ -20,7 +21,32 @@ def test_report_prints_the_same_backbone_comparison():
 def test_unknown_command_prints_usage():
     result = _run("fly")
     assert result.returncode == 2
-    assert "Commands" in result.stdout
+    assert "hyper-tinypw: error: unknown command 'fly'; usage: hyper-tinypw COMMAND" in result.stderr
+    assert result.stdout == ""
+
+
+def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data):
+    """The README's path through the console script, both formats, on a few records; expand gives the folded file."""
+    records = "--records=101,106,119,208,215"
+    run, qat = tmp_path / "R", tmp_path / "Q"
+    common = ("--preset=32k", records, "--batch_size=256", "--n_boot=10")
+    steps = [
+        ("train", *common, "--epochs=1", f"--out={run}"),
+        ("qat", f"--model={run / 'model.keras'}", *common, "--qat_epochs=1", f"--out={qat}"),
+        ("export", f"--model={qat / 'model_qat.h5'}", "--format=hyper", f"--output={qat / 'm_hyper.tflite'}"),
+        ("export", f"--model={qat / 'model_qat.h5'}", "--format=folded", f"--output={qat / 'm_folded.tflite'}"),
+        ("expand", f"--input={qat / 'm_hyper.tflite'}", f"--output={qat / 'm_expanded.tflite'}"),
+    ]
+    for step in steps:
+        result = _run(*step)
+        assert result.returncode == 0, (step, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr
+        if step[0] == "export":
+            size = Path(step[-1].split("=", 1)[1]).stat().st_size
+            assert f"{size:,}" in result.stdout, "the byte table's total is the file size"
+    folded = (qat / "m_folded.tflite").read_bytes()
+    assert (qat / "m_expanded.tflite").read_bytes() == folded
+    assert len((qat / "m_hyper.tflite").read_bytes()) < len(folded)
 
 
 def test_export_and_expand_commands(tmp_path, shared_data):

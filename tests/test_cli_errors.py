@@ -21,7 +21,7 @@ from tests.conftest_export import tiny_exports
 MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
 # TensorFlow's native logging at import ("I0000 00:00:... port.cc:153] ..."), written before any of our code runs.
 _TF_NATIVE_LOG = re.compile(
-    r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl::InitializeLog"
+    r"^([IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl::InitializeLog"
     r"|To enable the following instructions:)"
 )
 
@@ -127,7 +127,9 @@ def test_output_in_a_missing_or_unwritable_directory(capsys, tmp_path, hyper_fil
 
 def test_export_of_a_file_that_is_no_model(capsys, tmp_path, a_file) -> None:
     message = refused(capsys, "export", f"--model={a_file}", f"--output={tmp_path / 'm.tflite'}")
-    assert str(a_file) in message or "a_file.txt" in message or "format" in message, message
+    assert message == (
+        f"--model={a_file}: not a loadable Keras model (Unable to synchronously open file (file signature not found))"
+    )
     assert refused(capsys, "export", f"--model={a_file}", "--c_array=1bad") == (
         "c_array: name must be a C identifier, received name='1bad'"
     )
@@ -182,7 +184,9 @@ def test_flags_do_not_leak_between_in_process_runs(capsys, tmp_path, hyper_file)
     assert refused(capsys, "expand", f"--input={hyper_file}") == "--output is required: the folded .tflite to write"
 
 
-def test_missing_data_dir_says_it_downloads_first_and_leaves_nothing(capfd, tmp_path, monkeypatch) -> None:
+def test_missing_data_dir_says_it_downloads_first_and_leaves_nothing(capsys, caplog, tmp_path, monkeypatch) -> None:
+    import logging
+
     import wfdb
 
     def offline(*args, **kwargs):
@@ -190,14 +194,11 @@ def test_missing_data_dir_says_it_downloads_first_and_leaves_nothing(capfd, tmp_
 
     monkeypatch.setattr(wfdb, "dl_database", offline)
     target = tmp_path / "new" / "mitdb"
-    status = cli.main(["train", f"--data_dir={target}", f"--out={tmp_path / 'out'}"])
-    lines = [line for line in capfd.readouterr().err.splitlines() if not _TF_NATIVE_LOG.match(line)]
-    assert status == 2
-    said = f"mitdb: no local copy in {target} (a new folder); downloading it from https://physionet.org/"
-    notice = [i for i, line in enumerate(lines) if said in line]
-    errors = [i for i, line in enumerate(lines) if line.startswith("hyper-tinypw train: error: ")]
-    assert len(notice) == 1 and len(errors) == 1 and notice[0] < errors[0], lines
-    assert "Could not download mitdb from https://physionet.org/" in lines[errors[0]]
+    with caplog.at_level(logging.WARNING, logger="hyper_tinypw_tf.data"):
+        message = refused(capsys, "train", f"--data_dir={target}", f"--out={tmp_path / 'out'}")
+    said = f"mitdb: no local copy in {target} (a new folder); downloading it from https://physionet.org/content/mitdb/"
+    assert [r.getMessage() for r in caplog.records if said in r.getMessage()], "the download must be announced"
+    assert message.startswith("Could not download mitdb from https://physionet.org/content/mitdb/ (OSError: Network")
     assert not target.exists()
 
 
@@ -222,7 +223,8 @@ def test_script_bare_command_prints_one_usage_line() -> None:
         (["fly"], "hyper-tinypw: error: unknown command 'fly'; usage: hyper-tinypw COMMAND"),
         (["train", "--colour=red"], "hyper-tinypw train: error: Unknown command line flag 'colour'"),
         (["expand", "--output=x.tflite"], "hyper-tinypw expand: error: --input is required"),
-        (["train", "--task=mitdb_v", "--preset=ds_cnn_s"], "hyper-tinypw train: error: --preset=ds_cnn_s is for KWS input"),
+        (["train", "--task=mitdb_v", "--preset=ds_cnn_s"],
+         "hyper-tinypw train: error: --preset=ds_cnn_s is for KWS input"),
     ],
 )
 def test_script_errors_are_one_line(args: list[str], line: str) -> None:

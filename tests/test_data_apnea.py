@@ -74,3 +74,13 @@ def test_non_learning_set_records_ignored_and_dataset(apnea_dir, tmp_path: Path)
 def test_empty_dir_without_download(tmp_path: Path) -> None:
     with pytest.raises(EmptyDataDirError, match=str(tmp_path)):
         load_arrays("apnea", tmp_path, download=False)
+
+
+def test_minute_input_shape_drives_the_model(apnea_dir, tmp_path: Path) -> None:
+    from hyper_tinypw_tf import models
+
+    d, _ = apnea_dir
+    arrays, info = load_arrays("apnea", d, cache_dir=tmp_path / "c", quiet=True)
+    assert info.input_shape == (apnea.MINUTE, 1, 1) == arrays["train"].x.shape[1:]
+    model = models.for_task("32k", info.task, info.input_shape, info.num_classes, pw="hyper")
+    assert model(arrays["train"].x[:2]).shape == (2, 2)

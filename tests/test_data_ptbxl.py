@@ -74,3 +74,14 @@ def test_skips_logged_in_one_line(expected: pd.DataFrame, loaded, caplog, cache_
     assert f"{files_no_row} files without a row" in lines[0]
     x, y = next(iter(ds["train"]))
     assert tuple(x.shape) == (16, 1000, 1, 1)
+
+
+def test_norm_vs_abnormal_and_input_shape_from_the_data(loaded) -> None:
+    from hyper_tinypw_tf import models
+
+    arrays, info = loaded
+    assert info.class_names == ["NORM", "abnormal"]
+    assert all(a.x.shape[1:] == info.input_shape == (1000, 1, 1) for a in arrays.values())
+    # The preset fixes widths; the input (10 s at 100 Hz, not MIT-BIH's 256-sample beat) is the data's.
+    model = models.for_task("64k", info.task, info.input_shape, info.num_classes, pw="hyper")
+    assert model(arrays["test"].x[:2]).shape == (2, 2)

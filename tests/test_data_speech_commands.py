@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import wave
 from pathlib import Path
 
@@ -199,3 +200,23 @@ def test_truncated_wav_body_is_refused_at_load(tmp_path: Path) -> None:
         load("speech_commands", tmp_path, split="all")
     _, info = load("speech_commands", tmp_path, split="all", skip_bad=True)
     assert info.skipped_files == [str(bad)] and info.counts["test"]["no"] == 2
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--kws_split=auto", re.escape(f"{SC}: ") + r"the train split of \d+ clips is empty under kws_split="
+                             r"speaker_hash:10,10 \(clips per split: train 0, val 0, test \d+\)\. .*"
+                             r"--kws_split=speakers:VAL,TEST"),
+        ("--kws_split=speakers:50,50", r"kws_split: VAL and TEST must be >= 0 and leave some training speakers"),
+    ],
+)
+def test_cli_split_errors_are_one_line(flag: str, message: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from hyper_tinypw_tf import cli
+
+    status = cli.main(["train", "--task=speech_commands", "--preset=ds_cnn_s", flag, f"--out={tmp_path}"])
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 2 and len(lines) == 1, lines
+    assert re.fullmatch(f"hyper-tinypw train: error: {message}.*", lines[0]), lines[0]

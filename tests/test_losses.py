@@ -79,3 +79,14 @@ def test_distiller_refuses_a_teacher_of_other_classes() -> None:
         losses.Distiller(_linear("student", np.zeros((2, 2), np.float32)), three)
     with pytest.raises(ValueError, match="alpha must be in \\[0, 1\\], received alpha=1.5"):
         losses.Distiller(_linear("s", np.zeros((2, 2), np.float32)), _linear("t", np.eye(2, dtype=np.float32)), 1.5)
+
+
+def test_a_model_compiled_with_focal_loss_reloads(tmp_path) -> None:
+    from hyper_tinypw_tf import pipeline
+
+    model = _linear("focal_model", np.eye(2, dtype=np.float32))
+    training.compile_model(model, 0.01, losses.SparseFocalLoss(1.5))
+    model.fit(np.eye(2, dtype=np.float32), LABELS, epochs=1, verbose=0)
+    model.save(tmp_path / "focal.keras")
+    loaded = pipeline.load_model(tmp_path / "focal.keras")
+    assert isinstance(loaded.loss, losses.SparseFocalLoss) and loaded.loss.gamma == 1.5

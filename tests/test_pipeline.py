@@ -1,7 +1,8 @@
 """The main job (hyper beside the stored CNN of the same budget) and ``evaluate``, through the CLI.
 
-One tiny main run (preset 32k, 1 + 1 epochs, five records) is shared by the module: its files are
-what ``evaluate`` is run on, so the ``.tflite`` numbers of both must agree exactly.
+One tiny main run (preset 32k, 1 + 1 epochs, five records, the hyper model distilled from its
+stored twin) is shared by the module: its files are what ``evaluate`` is run on, so the ``.tflite``
+numbers of both must agree exactly.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 
 RECORDS = "106,119,208,215,223"
 MAIN = ("main", "--preset=32k", "--epochs=1", "--qat_epochs=1", "--n_boot=30", f"--records={RECORDS}",
-        "--batch_size=256")
-STAGES = [(side, stage) for side in ("stored", "hyper") for stage in ("train", "qat", "export", "tflm evaluation")]
+        "--batch_size=256", "--distill")
+STAGES = [("twin", "train")] + [
+    (side, stage) for side in ("stored", "hyper") for stage in ("train", "qat", "export", "tflm evaluation")
+]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +63,7 @@ def test_training_logs_one_line_per_epoch_into_a_pipe(main_run) -> None:
     _, result = main_run
     epochs = re.findall(r"^epoch 1/1: loss=\S+ accuracy=\S+ val_loss=\S+ val_accuracy=\S+ \(\d+ s\)$",
                         result.stdout, re.M)
-    assert len(epochs) == 4  # train and QAT, stored and hyper
+    assert len(epochs) == 5  # the twin (the teacher); train and QAT, stored and hyper
     assert "\r" not in result.stdout and "\x08" not in result.stdout and "Epoch 1/1" not in result.stdout
 
 
@@ -147,10 +150,12 @@ def test_evaluate_a_speech_commands_folder_that_is_all_test_data(tmp_path: Path,
 
 
 def test_evaluate_refuses_a_missing_model_before_loading_data(tmp_path: Path) -> None:
-    result = _run("evaluate", f"--model={tmp_path / 'nope.keras'}")
+    missing = tmp_path / "nope.keras"
+    result = _run("evaluate", f"--model={missing}")
     assert result.returncode == 2
-    assert result.stderr.strip().endswith(f"hyper-tinypw evaluate: error: --model={str(tmp_path / 'nope.keras')!r} "
-                                          "does not exist")
+    assert result.stderr.splitlines()[-1] == f"hyper-tinypw evaluate: error: --model={missing}: no such file"
     result = _run("evaluate")
     assert result.returncode == 2
-    assert "hyper-tinypw evaluate: error: evaluate needs --model=PATH" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "hyper-tinypw evaluate: error: --model is required: a .keras, .h5 or .tflite model to score"
+    )

@@ -104,3 +104,13 @@ def test_rr_model_exports_one_input_that_tflm_reads(loaded) -> None:
     shifted = x.copy()
     shifted[..., 1:] *= 0.5
     assert not np.array_equal(interpreters.predict(blob, shifted, "tflm"), got)
+
+
+def test_cli_refuses_rr_features_outside_mitdb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hyper_tinypw_tf import cli
+
+    status = cli.main(["train", "--task=ptbxl", "--preset=32k", "--rr_features", f"--out={tmp_path}"])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "hyper-tinypw train: error: --rr_features applies to mitdb_v and mitdb_aami, received --task=ptbxl\n"
+    )

@@ -244,7 +244,7 @@ def _compile_all(jobs: list[tuple[list[str], Path]], cwd: Path, n_jobs: int) -> 
 
 
 def _archive(tc: Toolchain, objects: Sequence[Path], lib: Path) -> None:
-    tmp = lib.with_suffix(".tmp.a")
+    tmp = lib.with_suffix(f".{os.getpid()}.tmp.a")  # concurrent builds of one key each write their own
     tmp.unlink(missing_ok=True)
     _run([tc.ar, "rcs", str(tmp), *map(str, objects)], lib.parent)
     tmp.replace(lib)
@@ -333,7 +333,7 @@ def build_host_runner(sanitize: bool = False, jobs: int = 2) -> Path:
     obj = lib.parent / "obj" / "host_main.o"
     flags = [*harness_includes(), *_sanitize_flags(sanitize), "-Wall", "-Wextra", "-Werror"]
     _compile_all([(_compile_command(tc, main, tc.kernel_opt, flags), obj)], Path(tc.tflm_dir), 1)
-    tmp = exe.with_suffix(".tmp")
+    tmp = exe.with_suffix(f".{os.getpid()}.tmp")
     _run([*tc.cxx, *_sanitize_flags(sanitize), str(obj), str(lib), str(tflm.path), "-lm", "-o", str(tmp)], lib.parent)
     tmp.replace(exe)
     return exe

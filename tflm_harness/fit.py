@@ -239,11 +239,12 @@ def fit(data: bytes, *, name: str = "model", flash: int = NANO_33_BLE_FLASH, sra
     rows = []
     for mode, variant in variants.items():
         mode_ops = hyper_ops(variant, name)
-        run = qemu.run(variant)
+        measured = qemu.run(variant, name=name)
         rows.append(ModeFit(
-            mode=mode, file_bytes=len(variant), op_code_bytes=code, sram_bytes=run.arena_used_bytes,
-            cached_kernel_bytes=run.cached_kernel_bytes, setup_instructions=run.setup_instructions,
-            inference_instructions=run.steady_instructions, first_inference_instructions=run.invoke_instructions[0],
+            mode=mode, file_bytes=len(variant), op_code_bytes=code, sram_bytes=measured.arena_used_bytes,
+            cached_kernel_bytes=measured.cached_kernel_bytes, setup_instructions=measured.setup_instructions,
+            inference_instructions=measured.steady_instructions,
+            first_inference_instructions=measured.invoke_instructions[0],
             synthesis_macs_setup=synthesis_macs([o for o in mode_ops if o.mode != fmt.MODE_STREAM]),
             synthesis_macs_per_inference=synthesis_macs([o for o in mode_ops if o.mode == fmt.MODE_STREAM]),
             flash_budget=flash, sram_budget=sram,

@@ -152,10 +152,6 @@ def calibrate() -> list[Calibration]:
     return [Calibration(*map(int, line.split())) for line in lines if line]
 
 
-class ModelRejected(ValueError):
-    """The runner refused the model or its input; the message names the error (e.g. an htpw_status)."""
-
-
 @dataclass(frozen=True)
 class M4Run:
     """What one QEMU run of the Cortex-M4 runner measured.
@@ -164,57 +160,64 @@ class M4Run:
     ``setup_instructions`` covers the interpreter's construction and AllocateTensors (every Prepare,
     so boot-mode synthesis); ``invoke_instructions`` holds one count per example (the first one
     includes lazy-mode synthesis); ``steady_instructions`` is example 0 run again after all others.
+    ``stats`` holds the runner's JSON (the host runner's keys) with these counts added.
     """
 
     outputs: np.ndarray  # int8, (examples, output bytes)
-    outputs_sha256: str
+    stats: dict[str, object]
     kernels: dict[int, bytes]  # by output tensor index, when asked for (dump_kernels)
-    arena_used_bytes: int
-    cached_kernel_bytes: int
-    stream_kernel_bytes: int
-    ops: dict[str, int]
-    syntheses: int
     setup_instructions: int
     invoke_instructions: tuple[int, ...]
     steady_instructions: int
 
-    def summary(self) -> dict[str, object]:
-        """The JSON fields ``hyper-tinypw tflm --target=cortex-m4`` prints."""
-        return {
-            "status": "OK", "target": "cortex-m4", "examples": len(self.invoke_instructions),
-            "outputs_sha256": self.outputs_sha256,
-            "arena_used_bytes": self.arena_used_bytes, "cached_kernel_bytes": self.cached_kernel_bytes,
-            "stream_kernel_bytes": self.stream_kernel_bytes, "ops": self.ops,
-            "setup_instructions": self.setup_instructions,
-            "first_inference_instructions": self.invoke_instructions[0],
-            "inference_instructions": self.steady_instructions,
-            "instruction_counter": f"qemu -icount shift={ICOUNT_SHIFT} + CMSDK timer, {INSTRUCTIONS_PER_TICK}"
-                                   " instructions per tick",
-        }
+    @property
+    def arena_used_bytes(self) -> int:
+        return int(self.stats["arena_used_bytes"])  # type: ignore[call-overload]
+
+    @property
+    def cached_kernel_bytes(self) -> int:
+        return int(self.stats["cached_kernel_bytes"])  # type: ignore[call-overload]
 
 
 def read_kernels(raw: bytes) -> dict[int, bytes]:
     """Records [int32 tensor index][int32 byte count][bytes] → the last kernel made for each tensor."""
     kernels, at = {}, 0
     while at < len(raw):
-        index, size = np.frombuffer(raw[at:at + 8], "<i4")
-        kernels[int(index)] = raw[at + 8:at + 8 + int(size)]
-        at += 8 + int(size)
+        index, size = (int(v) for v in np.frombuffer(raw[at:at + 8], "<i4"))
+        kernels[index] = raw[at + 8:at + 8 + size]
+        at += 8 + size
     return kernels
 
 
-def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = False,
+def _error(model: str, result: dict[str, object], stderr: str) -> ValueError:
+    """The host runner's error type (run.ModelError), so both targets fail the same way."""
+    from tflm_harness import run as host
+
+    error = host.ModelError(model, str(result["status"]), str(result["phase"]), int(result["failed_tensor"]))
+    log = stderr.strip().splitlines()
+    if log:
+        error.add_note(f"runner log: {log[-1]}")
+    return error
+
+
+def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = False, name: str = "model",
         timeout: float = TIMEOUT_S) -> M4Run:
     """Run ``model`` on the Cortex-M4 under QEMU, once per example of ``inputs`` (int8, batch first).
 
     Without ``inputs`` the runner makes one all-zero example. ``dump_kernels`` returns every
-    synthesized kernel (by its tensor index) in ``M4Run.kernels``; the file writes it costs make
+    synthesized kernel (by its tensor index) in ``M4Run.kernels``; the file writes that costs make
     that run's instruction counts meaningless, so they are reported as 0.
 
     Raises:
-      ModelRejected: the runner refused the model or the inputs (the message names why).
+      run.ModelError: the runner refused the model (its "status" names why, e.g. HTPW_ERR_CRC).
+      ValueError: ``inputs`` is not a non-empty int8 batch.
       QemuError, build.BuildError: QEMU or the toolchain failed.
     """
+    if inputs is not None:
+        inputs = np.asarray(inputs)
+        if inputs.dtype != np.int8 or inputs.ndim < 1 or len(inputs) == 0:
+            raise ValueError(f"inputs must be a non-empty int8 array, batch first; received dtype={inputs.dtype}"
+                             f" shape={inputs.shape}")
     elf = build_runner()
     with tempfile.TemporaryDirectory(prefix="htpw_m4_") as tmp:
         work = Path(tmp)
@@ -222,26 +225,31 @@ def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = 
         if dump_kernels:
             (work / "kernels.request").write_bytes(b"")
         if inputs is not None:
-            inputs = np.asarray(inputs)
-            if inputs.dtype != np.int8 or inputs.ndim < 1 or len(inputs) == 0:
-                raise ModelRejected(f"inputs must be a non-empty int8 array, batch first; received dtype={inputs.dtype}"
-                                    f" shape={inputs.shape}")
             (work / "input.bin").write_bytes(np.ascontiguousarray(inputs).tobytes())
         proc = run_firmware(elf, work, timeout)
         result = json.loads((work / "result.json").read_text())
         if result["status"] != "OK":
-            log = proc.stderr.strip().splitlines()
-            raise ModelRejected(f"the Cortex-M4 runner rejected the model: {result['status']}"
-                                + (f" ({log[-1]})" if log else ""))
-        examples = result["examples"]
-        outputs = np.frombuffer((work / "output.bin").read_bytes(), np.int8).reshape(examples, -1)
+            raise _error(name, result, proc.stderr)
+        outputs = np.frombuffer((work / "output.bin").read_bytes(), np.int8).reshape(result["examples"], -1)
         kernels = read_kernels((work / "kernels.bin").read_bytes()) if dump_kernels else {}
-    ticks = 0 if dump_kernels else INSTRUCTIONS_PER_TICK
-    return M4Run(
-        outputs=outputs.copy(), outputs_sha256=result["outputs_sha256"], kernels=kernels,
-        arena_used_bytes=result["arena_used_bytes"], cached_kernel_bytes=result["cached_kernel_bytes"],
-        stream_kernel_bytes=result["stream_kernel_bytes"], ops=result["ops"], syntheses=result["syntheses"],
-        setup_instructions=result["setup_ticks"] * ticks,
-        invoke_instructions=tuple(t * ticks for t in result["invoke_ticks"]),
-        steady_instructions=result["steady_invoke_ticks"] * ticks,
-    )
+    per_tick = 0 if dump_kernels else INSTRUCTIONS_PER_TICK
+    setup = result.pop("setup_ticks") * per_tick
+    invokes = tuple(t * per_tick for t in result.pop("invoke_ticks"))
+    steady = result.pop("steady_invoke_ticks") * per_tick
+    stats = {**result, "target": "cortex-m4", "setup_instructions": setup,
+             "first_inference_instructions": invokes[0], "inference_instructions": steady,
+             "instruction_counter": f"qemu -icount shift={ICOUNT_SHIFT}, CMSDK timer 0: {INSTRUCTIONS_PER_TICK} "
+                                    "instructions per tick"}
+    return M4Run(outputs.copy(), stats, kernels, setup, invokes, steady)
+
+
+def run_target(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = False):  # noqa: ANN201
+    """``run.run``'s cortex-m4 target: :func:`run` as a ``run.RunResult`` (outputs in the model's shape)."""
+    from export import _flatbuffer as fb
+    from tflm_harness import run as host
+
+    data = Path(model).read_bytes()
+    result = run(data, inputs, dump_kernels=kernels, name=str(model))
+    graph = fb.read(data, str(model)).subgraphs[0]
+    shape = [int(d) for d in graph.tensors[graph.outputs[0]].shape][1:]
+    return host.RunResult(result.outputs.reshape(len(result.outputs), *shape), result.stats, result.kernels)

@@ -97,7 +97,14 @@ def run_host(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = F
 
 
 # target name → runner function (model, inputs, **options) → RunResult
-TARGETS: dict[str, Callable[..., RunResult]] = {"host": run_host}
+def run_cortex_m4(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = False) -> RunResult:
+    """The Cortex-M4 runner under QEMU (:func:`tflm_harness.qemu.run_target`), imported when used."""
+    from tflm_harness import qemu
+
+    return qemu.run_target(model, inputs, kernels=kernels)
+
+
+TARGETS: dict[str, Callable[..., RunResult]] = {"host": run_host, "cortex-m4": run_cortex_m4}
 
 
 def run(model: str | Path, inputs: np.ndarray | None = None, target: str = "host", **options: object) -> RunResult:

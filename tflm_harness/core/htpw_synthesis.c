@@ -3,8 +3,14 @@
  * Bounds: every function that reads a tensor first checks, in 64-bit arithmetic, that the last
  * element it will read lies inside the tensor's `bytes`; the loops after that check index
  * within those extents only. Weights are unpacked (int4 -> int8) and transposed once per call
- * into scratch, so the products run over contiguous int8 rows: CMSIS-NN's s8 x s8 -> s32
- * matrix product on Cortex-M (HTPW_USE_CMSIS_NN), plain C elsewhere, with the same integers.
+ * into scratch, so the products run over contiguous rows and every int32 sum is exact (the
+ * limits of htpw_synthesis.h).
+ *
+ * Speed on Cortex-M4 (bench/bench_synthesis_m4.py): the tiled strategy's tile values, most of
+ * its multiply-accumulates, run on int16 pair words with SMLAD (ACLE __smlad, 2 x 2 outputs in
+ * registers); the small dense steps use CMSIS-NN's arm_nn_mat_mult_nt_t_s8_s32 in TFLM's CMSIS-NN
+ * builds. HTPW_NO_DSP and HTPW_NO_CMSIS_NN select the portable C, which tests hold to the numpy
+ * reference on the host; the bench checks that all builds make the same bytes on the M4.
  */
 #include "htpw_synthesis.h"
 
@@ -18,6 +24,10 @@
 #endif
 #if defined(HTPW_USE_CMSIS_NN)
 #include "arm_nnsupportfunctions.h"
+#endif
+#if defined(__ARM_FEATURE_DSP) && !defined(HTPW_NO_DSP)
+#include <arm_acle.h>
+#define HTPW_SMLAD_INTRINSIC 1
 #endif
 
 static int32_t saturate_int32(int64_t x) {
@@ -118,32 +128,151 @@ void htpw_mat_mult_s32(const int8_t* lhs, const int8_t* rhs_t, int32_t m, int32_
 }
 #endif
 
+/* ---- int16 pair products (the tiled strategy's step 2) ---------------------------------
+ * A row of k int8 values is kept as ceil(k / 2) words, each holding two int16 (element 2i in
+ * the low half, 2i + 1 in the high half, a missing last element 0), so one SMLAD (Cortex-M4
+ * DSP extension) multiplies and adds two terms. Elsewhere smlad() is the same sum in C. The
+ * bound of htpw_mat_mult_s32 holds for every partial sum, so SMLAD's 32-bit wrap never occurs. */
+#if defined(HTPW_SMLAD_INTRINSIC)
+static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
+#else
+static int32_t half(uint32_t x) { return (int32_t)(x & 0xFFFFu) - (int32_t)((x & 0x8000u) << 1); }
+static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return acc + half(a) * half(b) + half(a >> 16) * half(b >> 16);
+}
+#endif
+
+static uint32_t pair(int32_t low, int32_t high) { return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16); }
+
+/* Two rows of kw pair words, interleaved word by word (row 2q word i at [2i], row 2q + 1 at
+ * [2i + 1]), so that one LDRD fetches the same word of both rows. */
+static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
+  const int32_t kw = (k + 1) / 2;
+  int32_t r, i;
+  for (r = 0; r < rows; ++r) {
+    const int8_t* row = x + (size_t)r * (size_t)k;
+    uint32_t* o = out + (size_t)(r / 2) * 2u * (size_t)kw + (size_t)(r & 1);
+    for (i = 0; i + 1 < k; i += 2) o[i] = pair(row[i], row[i + 1]); /* word i/2 sits at [2 * (i/2)] */
+    if (k & 1) o[2 * (kw - 1)] = pair(row[k - 1], 0);
+  }
+  if (rows & 1) { /* the partner of an odd last row: zeros, computed and dropped */
+    uint32_t* o = out + (size_t)(rows / 2) * 2u * (size_t)kw + 1u;
+    for (i = 0; i < kw; ++i) o[2 * i] = 0;
+  }
+}
+
+/* A (k, n) row-major tensor, transposed and as interleaved pair words (interleave_pairs): column
+ * j of the tensor becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row is zeros.
+ * The caller has checked that the tensor holds k * n elements. */
+static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, uint32_t* out) {
+  const int32_t kw = (k + 1) / 2;
+  int32_t j, i;
+  for (j = 0; j < n + (n & 1); ++j) {
+    uint32_t* o = out + (size_t)(j / 2) * 2u * (size_t)kw + (size_t)(j & 1);
+    for (i = 0; i < kw; ++i) {
+      const int64_t k0 = 2 * (int64_t)i;
+      o[2 * i] = j >= n ? 0u
+                        : pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
+    }
+  }
+}
+
+/* dst[r * n + j] = sum over the kw pair words of row r of a and row j of b (both interleaved by
+ * interleave_pairs): two by two outputs at a time, each LDRD feeding two SMLADs. */
+static void mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
+  int32_t r, j;
+  for (r = 0; r < m; r += 2) {
+    const uint32_t* ab = a + (size_t)r * (size_t)kw;
+    int32_t* d0 = dst + (size_t)r * (size_t)n;
+    int32_t* d1 = r + 1 < m ? d0 + n : NULL;
+    for (j = 0; j < n; j += 2) {
+      const uint32_t* bb = b + (size_t)j * (size_t)kw;
+      const uint32_t* x = ab;
+      const uint32_t* y = bb;
+      const uint32_t* x_end = ab + 2 * (size_t)(kw & ~1);
+      int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+      for (; x != x_end; x += 4, y += 4) { /* two words per pass: 8 loads, 8 SMLADs, one branch */
+        s00 = smlad(x[0], y[0], s00);
+        s01 = smlad(x[0], y[1], s01);
+        s10 = smlad(x[1], y[0], s10);
+        s11 = smlad(x[1], y[1], s11);
+        s00 = smlad(x[2], y[2], s00);
+        s01 = smlad(x[2], y[3], s01);
+        s10 = smlad(x[3], y[2], s10);
+        s11 = smlad(x[3], y[3], s11);
+      }
+      if (kw & 1) {
+        s00 = smlad(x[0], y[0], s00);
+        s01 = smlad(x[0], y[1], s01);
+        s10 = smlad(x[1], y[0], s10);
+        s11 = smlad(x[1], y[1], s11);
+      }
+      d0[j] = s00;
+      if (j + 1 < n) d0[j + 1] = s01;
+      if (d1 != NULL) {
+        d1[j] = s10;
+        if (j + 1 < n) d1[j + 1] = s11;
+      }
+    }
+  }
+}
+
 int htpw_sign_bit(const htpw_signs* signs, int32_t channel) {
   if (signs == NULL || signs->data == NULL || channel < 0 || (channel >> 3) >= signs->bytes) return 0;
   return (signs->data[channel >> 3] >> (channel & 7)) & 1;
 }
 
-/* round_half_away(127 * a / peak) = floor((254 a + peak) / (2 peak)) for 0 <= a <= peak. When
- * peak < 2^24 the numerator fits in 32 bits, so a 32-bit division (one UDIV on Cortex-M4)
- * gives the same quotient as the 64-bit one of docs/synthesis.md. */
-void htpw_channel_quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out) {
+static uint32_t magnitude_of(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
+
+/* channel_quantize + apply_signs of one kernel row of `cols` values stored as segments of
+ * `seg` consecutive int32 (the last one shorter), `stride` apart: the tiled band keeps a row as
+ * ceil(C_in / b) pieces of b values, a paper row is one piece.
+ *
+ * docs/synthesis.md: k = sign(a) floor((254 |a| + peak) / (2 peak)), negated if the row's sign
+ * bit is set. With c = -254 for a negated row (else 254) and t = c a, that is the truncating
+ * division (t + sign(t) peak) / (2 peak). When peak < 2^23 every term fits in int32, so one
+ * SDIV per value (Cortex-M4) gives the 64-bit formula's integer; larger peaks take the 64-bit
+ * path. */
+static void quantize_row(const int32_t* acc, int32_t seg, size_t stride, int32_t cols, int negate, int8_t* out) {
   uint32_t peak = 0;
-  int32_t i;
-  for (i = 0; i < cols; ++i) {
-    const uint32_t a = acc[i] < 0 ? 0u - (uint32_t)acc[i] : (uint32_t)acc[i];
-    if (a > peak) peak = a;
+  const int32_t* v;
+  int32_t left, i;
+  for (v = acc, left = cols; left > 0; v += stride, left -= seg) {
+    const int32_t n = left < seg ? left : seg;
+    for (i = 0; i < n; ++i) {
+      const uint32_t a = magnitude_of(v[i]);
+      peak = a > peak ? a : peak;
+    }
   }
   if (peak == 0) {
     memset(out, 0, (size_t)cols);
     return;
   }
-  for (i = 0; i < cols; ++i) {
-    const uint32_t a = acc[i] < 0 ? 0u - (uint32_t)acc[i] : (uint32_t)acc[i];
-    const int32_t magnitude = peak < (1u << 24)
-                                  ? (int32_t)((254u * a + peak) / (2u * peak))
-                                  : (int32_t)((254u * (uint64_t)a + peak) / (2u * (uint64_t)peak));
-    out[i] = (int8_t)(((acc[i] < 0) != (negate != 0)) ? -magnitude : magnitude);
+  if (peak < (1u << 23)) {
+    const int32_t p = (int32_t)peak, divisor = 2 * (int32_t)peak, c = negate ? -254 : 254;
+    for (v = acc, left = cols; left > 0; v += stride, left -= seg, out += seg) {
+      const int32_t n = left < seg ? left : seg;
+      for (i = 0; i < n; ++i) {
+        const int32_t t = c * v[i];
+        const int32_t s = t >> 31; /* -1 if t < 0: arithmetic on every compiler this targets */
+        out[i] = (int8_t)((t + ((p ^ s) - s)) / divisor);
+      }
+    }
+  } else {
+    const uint64_t divisor = 2u * (uint64_t)peak;
+    for (v = acc, left = cols; left > 0; v += stride, left -= seg, out += seg) {
+      const int32_t n = left < seg ? left : seg;
+      for (i = 0; i < n; ++i) {
+        const int32_t m = (int32_t)((254u * (uint64_t)magnitude_of(v[i]) + peak) / divisor);
+        const int32_t flip = -(int32_t)((v[i] < 0) ^ (negate != 0)); /* -1: output negative */
+        out[i] = (int8_t)((m ^ flip) - flip);
+      }
+    }
   }
+}
+
+void htpw_channel_quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out) {
+  if (cols > 0) quantize_row(acc, cols, 0, cols, negate, out);
 }
 
 htpw_status htpw_validate_requant(const htpw_requant* requant) {
@@ -177,34 +306,71 @@ static htpw_status check_mlp(const htpw_mlp* mlp) {
   return HTPW_OK;
 }
 
-/* Step 1 of both strategies: h = relu_int8(z . W1 + b1) with W1 transposed in w1t. The bias is
- * added in 64 bits and saturated, as dense() of the reference does. */
-static void hidden(const htpw_mlp* mlp, const int8_t* w1t, const int8_t* z, const htpw_requant* requant,
-                   int32_t* acc1, int8_t* h) {
-  int32_t j;
-  htpw_mat_mult_s32(z, w1t, 1, mlp->code_dim, mlp->hidden_dim, acc1);
-  for (j = 0; j < mlp->hidden_dim; ++j) {
-    const int32_t acc = saturate_int32((int64_t)acc1[j] + htpw_read_i32(mlp->b1, j));
-    h[j] = htpw_relu_int8(acc, requant->multiplier, requant->shift);
+/* saturate_int32(a + b) without 64-bit arithmetic: QADD on cores with the DSP extension. */
+#if defined(HTPW_SMLAD_INTRINSIC)
+static int32_t add_saturated(int32_t a, int32_t b) { return __qadd(a, b); }
+#else
+static int32_t add_saturated(int32_t a, int32_t b) {
+  const int32_t sum = (int32_t)((uint32_t)a + (uint32_t)b);
+  if (((a ^ sum) & (b ^ sum)) < 0) return a < 0 ? INT32_MIN : INT32_MAX;
+  return sum;
+}
+#endif
+
+static int8_t clamp_0_127(int32_t v) { return (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v)); }
+
+/* Step 1 of both strategies for `count` codes, after the product: h = relu_int8(acc1 + b1) with
+ * acc1 = z . W1 (count x d_h) and b1 decoded in bias. The dense step saturates only when the bias is added
+ * (the product itself is exact in int32), as dense() of the reference does. relu_int8 clamps to
+ * [0, 127], so requantize's own saturation to int32 cannot change the result and is skipped.
+ * When t = 31 - n > 32 (multiplier below 0.25), floor((x M + 2^(t-1)) / 2^t) equals
+ * (floor(x M / 2^32) + 2^(t-33)) >> (t - 32): the high word of one SMULL, an add and a shift. */
+static void hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant, const int32_t* acc1,
+                   int8_t* h) {
+  const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier;
+  int32_t t, j;
+  for (t = 0; t < count; ++t) {
+    const int32_t* a = acc1 + (size_t)t * (size_t)d_h;
+    int8_t* out = h + (size_t)t * (size_t)d_h;
+    if (total_shift > 32) {
+      const int32_t high_shift = total_shift - 32, half = (int32_t)1 << (high_shift - 1);
+      for (j = 0; j < d_h; ++j) {
+        const int32_t high = (int32_t)(((int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> 32);
+        out[j] = clamp_0_127((high + half) >> high_shift); /* |high| < 2^30, half <= 2^29 */
+      }
+    } else {
+      const int64_t round = (int64_t)1 << (total_shift - 1);
+      for (j = 0; j < d_h; ++j) {
+        const int64_t v = (round + (int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
+        out[j] = (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
+      }
+    }
   }
 }
 
-/* Scratch of the tiled strategy, as byte offsets (int32 parts first, each 4-aligned). */
+static void decode_bias(const htpw_mlp* mlp, int32_t* bias) {
+  int32_t j;
+  for (j = 0; j < mlp->hidden_dim; ++j) bias[j] = htpw_read_i32(mlp->b1, j);
+}
+
+/* Scratch of the tiled strategy, as byte offsets (int32 parts first, each 4-aligned). The band
+ * holds one tile row: first the hidden accumulators of its tiles (cols x d_h), then, once those
+ * are turned into h, the tile values (cols x b*b); so it is sized for the larger of the two. */
 typedef struct {
-  int64_t band, row, acc1, w1t, w2t, z, h, total;
+  int64_t band, bias, w2p, hp, w1t, z, h, total;
 } tiled_layout;
 
 static tiled_layout tiled_plan(const htpw_mlp* mlp, int32_t tile, int32_t c_in) {
   tiled_layout l;
   const int64_t cols = ceil_div64(c_in, tile), tt = (int64_t)tile * tile;
-  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim;
-  l.band = 0;                                /* int32 [cols][b*b], the band of one tile row */
-  l.row = l.band + 4 * cols * tt;            /* int32 [c_in], one kernel row of the band */
-  l.acc1 = l.row + 4 * (int64_t)c_in;        /* int32 [d_h] */
-  l.w1t = l.acc1 + 4 * d_h;                  /* int8 [d_h][d_z] */
-  l.w2t = align4(l.w1t + d_h * d_z);         /* int8 [b*b][d_h] */
-  l.z = align4(l.w2t + tt * d_h);            /* int8 [d_z] */
-  l.h = align4(l.z + d_z);                   /* int8 [cols][d_h] */
+  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2;
+  l.band = 0;                                         /* int32 [cols][max(b*b, d_h)] */
+  l.bias = l.band + 4 * cols * (tt > d_h ? tt : d_h); /* int32 [d_h] */
+  l.w2p = l.bias + 4 * d_h;                  /* pair words, W2 transposed: [b*b rounded up to even][kw] */
+  l.hp = l.w2p + 4 * (tt + (tt & 1)) * kw;   /* pair words, h of the band: [cols rounded up to even][kw] */
+  l.w1t = l.hp + 4 * (cols + (cols & 1)) * kw; /* int8 [d_h][d_z] */
+  l.z = align4(l.w1t + d_h * d_z);           /* int8 [cols][d_z] */
+  l.h = align4(l.z + cols * d_z);            /* int8 [cols][d_h] */
   l.total = align4(l.h + cols * d_h);
   return l;
 }
@@ -224,12 +390,14 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
                                   const htpw_signs* signs, int32_t c_out, int32_t c_in,
                                   void* scratch, int32_t scratch_bytes, int8_t* kernel) {
   htpw_status status;
-  int32_t rows, cols, tt, d_h, to, ti, r, c;
+  int32_t rows, cols, tt, d_h, to, r;
   int32_t needed;
   tiled_layout l;
   uint8_t* base;
-  int32_t *band, *row, *acc1;
-  int8_t *w1t, *w2t, *z, *h;
+  int32_t *band, *bias;
+  uint32_t *w2p, *hp;
+  int8_t *w1t, *z, *h;
+  int32_t kw;
   if ((status = check_mlp(mlp)) != HTPW_OK) return status;
   if (tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
   d_h = mlp->hidden_dim;
@@ -248,31 +416,30 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   l = tiled_plan(mlp, tile, c_in);
   base = (uint8_t*)scratch;
   band = (int32_t*)(void*)(base + l.band);
-  row = (int32_t*)(void*)(base + l.row);
-  acc1 = (int32_t*)(void*)(base + l.acc1);
+  bias = (int32_t*)(void*)(base + l.bias);
+  w2p = (uint32_t*)(void*)(base + l.w2p);
+  hp = (uint32_t*)(void*)(base + l.hp);
   w1t = (int8_t*)(base + l.w1t);
-  w2t = (int8_t*)(base + l.w2t);
   z = (int8_t*)(base + l.z);
   h = (int8_t*)(base + l.h);
+  kw = (d_h + 1) / 2;
   /* Extents were checked above; these cannot fail. */
+  decode_bias(mlp, bias);
   (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
-  (void)htpw_tensor_unpack_transposed(w2, d_h, tt, tt, w2t);
+  transpose_pairs(w2, d_h, tt, w2p);
   for (to = 0; to < rows; ++to) {
-    for (ti = 0; ti < cols; ++ti) {
-      const int64_t tile_index = (int64_t)to * cols + ti;
-      (void)htpw_tensor_unpack(codes, tile_index * mlp->code_dim, mlp->code_dim, z);
-      hidden(mlp, w1t, z, requant, acc1, h + (size_t)ti * (size_t)d_h);
-    }
-    /* v_t = h_t . W2 for the whole tile row at once: band[ti][r * b + c]. */
-    htpw_mat_mult_s32(h, w2t, cols, d_h, tt, band);
+    /* Steps 1-2 for the whole tile row: h_t for its cols tiles, then v_t = h_t . W2 into
+     * band[ti][r * b + c]. */
+    (void)htpw_tensor_unpack(codes, (int64_t)to * cols * mlp->code_dim, cols * mlp->code_dim, z);
+    htpw_mat_mult_s32(z, w1t, cols, mlp->code_dim, d_h, band);
+    hidden(d_h, bias, cols, requant, band, h);
+    interleave_pairs(h, cols, d_h, hp);
+    mat_mult_pairs(hp, w2p, cols, kw, tt, band);
+    /* Step 3-4: kernel row o = to * b + r is the pieces band[ti][r * b .. r * b + b). */
     for (r = 0; r < tile && (int64_t)to * tile + r < c_out; ++r) {
       const int32_t o = to * tile + r;
-      for (ti = 0; ti < cols; ++ti) {
-        const int32_t* v = band + (size_t)ti * (size_t)tt + (size_t)r * (size_t)tile;
-        const int32_t first = ti * tile;
-        for (c = 0; c < tile && first + c < c_in; ++c) row[first + c] = v[c];
-      }
-      htpw_channel_quantize_row(row, c_in, htpw_sign_bit(signs, o), kernel + (size_t)o * (size_t)c_in);
+      quantize_row(band + (size_t)r * (size_t)tile, tile, (size_t)tt, c_in, htpw_sign_bit(signs, o),
+                   kernel + (size_t)o * (size_t)c_in);
     }
   }
   return HTPW_OK;
@@ -288,8 +455,8 @@ static paper_layout paper_plan(const htpw_mlp* mlp, htpw_head_kind kind, int32_t
   const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim;
   const int factorized = kind == HTPW_HEAD_FACTORIZED;
   l.row = 0;                                      /* int32 [c_in] */
-  l.acc1 = l.row + 4 * (int64_t)c_in;             /* int32 [d_h] */
-  l.scaled = l.acc1 + 4 * d_h;                    /* int32 [d_h]: A[o, k] * h[k] (factorized) */
+  l.acc1 = l.row + 4 * (int64_t)c_in;             /* int32 [d_h], then the decoded b1 [d_h] */
+  l.scaled = l.acc1 + 8 * d_h;                    /* int32 [d_h]: A[o, k] * h[k] (factorized) */
   l.w1t = l.scaled + (factorized ? 4 * d_h : 0);  /* int8 [d_h][d_z] */
   l.z = align4(l.w1t + d_h * d_z);                /* int8 [d_z] */
   l.h = align4(l.z + d_z);                        /* int8 [d_h] */
@@ -389,7 +556,9 @@ htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, cons
   /* Extents were checked above; these cannot fail. */
   (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
   (void)htpw_tensor_unpack(code, 0, mlp->code_dim, z);
-  hidden(mlp, w1t, z, requant, acc1, h);
+  decode_bias(mlp, acc1 + d_h);
+  htpw_mat_mult_s32(z, w1t, 1, mlp->code_dim, d_h, acc1);
+  hidden(d_h, acc1 + d_h, 1, requant, acc1, h);
   if (kind == HTPW_HEAD_FACTORIZED) {
     if (b_shared->bits == 8) {
       b = (const int8_t*)b_shared->data;

@@ -102,8 +102,9 @@ htpw_status htpw_tensor_unpack_transposed(const htpw_tensor* t, int32_t rows, in
 int32_t htpw_requantize(int32_t acc, int32_t multiplier, int32_t shift);
 int8_t htpw_relu_int8(int32_t acc, int32_t multiplier, int32_t shift);
 /* dst[m * n + j] = sum_k lhs[m * k + kk] * rhs_t[j * k + kk]: int8 x int8 summed in int32, exact
- * for k <= HTPW_MAX_DENSE_TERMS. CMSIS-NN's arm_nn_mat_mult_nt_t_s8_s32 on Cortex-M with DSP
- * (HTPW_USE_CMSIS_NN), portable C otherwise; both give the same integers. */
+ * for k <= HTPW_MAX_DENSE_TERMS. CMSIS-NN's arm_nn_mat_mult_nt_t_s8_s32 when HTPW_USE_CMSIS_NN
+ * (set by TFLM's CMSIS-NN builds, which define CMSIS_NN, on cores with DSP), portable C
+ * otherwise; both give the same integers. */
 void htpw_mat_mult_s32(const int8_t* lhs, const int8_t* rhs_t, int32_t m, int32_t k, int32_t n, int32_t* dst);
 /* One output row: out[i] = round_half_away(127 * acc[i] / max|acc|), then the row's sign. */
 void htpw_channel_quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out);

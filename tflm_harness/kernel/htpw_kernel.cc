@@ -227,7 +227,7 @@ TfLiteStatus PrepareWith(TfLiteContext* context, TfLiteNode* node, OpData* data,
 TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE(context, node->user_data != nullptr);
   auto* data = static_cast<OpData*>(node->user_data);
-  TF_LITE_ENSURE_EQ(context, NumOutputs(node), 1);
+  if (NumOutputs(node) != 1) return Fail(context, data, HTPW_ERR_OUTPUT);
   data->tensor_index = node->outputs->data[0];
   if (data->status != HTPW_OK) return Fail(context, data, data->status);
 

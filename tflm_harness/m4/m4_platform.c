@@ -7,7 +7,9 @@
  */
 #include "m4_platform.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* CMSDK APB timer 0 of the MPS2 FPGA images (AN386 application note, section 3.3). */
 #define HTPW_TIMER0_BASE 0x40000000u
@@ -20,6 +22,7 @@ extern void initialise_monitor_handles(void);
 extern void __libc_init_array(void);
 extern int main(void); /* the firmware's (C++ does not mangle main) */
 void _start(void) __attribute__((noreturn));
+void HardFault_Handler(void);
 void _init(void);
 void _fini(void);
 
@@ -34,6 +37,14 @@ void htpw_m4_ticks_start(void) {
 }
 
 uint32_t htpw_m4_ticks(void) { return htpw_ticks_origin - HTPW_TIMER_VALUE; }
+
+/* A fault ends the run with status 5 and a line on stderr instead of spinning until QEMU's
+ * timeout (CMSIS's default HardFault_Handler is an endless loop; this one overrides the weak one). */
+void HardFault_Handler(void) {
+  static const char message[] = "htpw_m4: hard fault\n";
+  fwrite(message, 1, sizeof(message) - 1, stderr);
+  _exit(5);
+}
 
 /* -nostartfiles drops crti/crtn, which define these; __libc_init_array calls _init. */
 void _init(void) {}

@@ -40,6 +40,7 @@ __attribute__((section(".psram"), aligned(16))) int8_t g_outputs[kOutputCapacity
 __attribute__((section(".psram"), aligned(16))) uint8_t g_arena[kArenaBytes];
 uint32_t g_invoke_ticks[kMaxExamples];
 uint32_t g_steady_ticks = 0;
+int32_t g_setup_syntheses = 0;
 
 FILE* g_kernel_dump = nullptr;
 
@@ -76,14 +77,14 @@ bool WriteFile(const char* path, const void* data, size_t bytes) {
   return fclose(file) == 0 && ok;
 }
 
-// Writes result.json; `error` is nullptr on success.
-bool WriteResult(htpw::Runner& runner, const char* error, uint32_t setup_ticks, int examples,
+// Writes result.json; `error` is nullptr on success, else names the failure of `phase`.
+bool WriteResult(htpw::Runner& runner, const char* error, const char* phase, uint32_t setup_ticks, int examples,
                  const char* sha256) {
   FILE* out = fopen("result.json", "w");
   if (out == nullptr) return false;
   const tflite::HyperTinyPWObserver& obs = runner.observer();
-  fprintf(out, "{\"status\": \"%s\", \"failed_tensor\": %ld, ", error ? error : "OK",
-          static_cast<long>(obs.failed_tensor));
+  fprintf(out, "{\"status\": \"%s\", \"phase\": \"%s\", \"failed_tensor\": %ld, ", error ? error : "OK",
+          phase, static_cast<long>(obs.failed_tensor));
   const bool ready = runner.interpreter() != nullptr && error == nullptr;
   fprintf(out, "\"arena_used_bytes\": %lu, \"input_bytes\": %lu, \"output_bytes\": %lu, ",
           static_cast<unsigned long>(ready ? runner.arena_used_bytes() : 0),
@@ -91,6 +92,8 @@ bool WriteResult(htpw::Runner& runner, const char* error, uint32_t setup_ticks, 
           static_cast<unsigned long>(ready ? runner.output_bytes() : 0));
   fprintf(out, "\"cached_kernel_bytes\": %ld, \"stream_kernel_bytes\": %ld, ",
           static_cast<long>(obs.cached_kernel_bytes), static_cast<long>(obs.stream_kernel_bytes));
+  fprintf(out, "\"arena_bytes\": %lu, \"setup_syntheses\": %ld, ", static_cast<unsigned long>(kArenaBytes),
+          static_cast<long>(g_setup_syntheses));
   fprintf(out, "\"ops\": {\"boot\": %ld, \"lazy\": %ld, \"stream\": %ld}, \"syntheses\": %ld, ",
           static_cast<long>(obs.ops[HTPW_MODE_ID_BOOT]), static_cast<long>(obs.ops[HTPW_MODE_ID_LAZY]),
           static_cast<long>(obs.ops[HTPW_MODE_ID_STREAM]), static_cast<long>(obs.syntheses));
@@ -122,7 +125,7 @@ int main(void) {
   htpw::Runner runner;
   flatbuffers::Verifier verifier(g_model, static_cast<size_t>(model_bytes));
   if (!tflite::VerifyModelBuffer(verifier)) {
-    return WriteResult(runner, "MODEL_FORMAT", 0, 0, "") ? 0 : 4;
+    return WriteResult(runner, "MODEL_FORMAT", "verify", 0, 0, "") ? 0 : 4;
   }
   FILE* request = fopen("kernels.request", "rb");
   if (request != nullptr) {
@@ -134,8 +137,9 @@ int main(void) {
   const uint32_t start = htpw_m4_ticks();
   htpw::RunError status = runner.Setup(g_model, g_arena, kArenaBytes);
   const uint32_t setup_ticks = htpw_m4_ticks() - start;
+  g_setup_syntheses = runner.observer().syntheses;
   if (status != htpw::RunError::kNone) {
-    return WriteResult(runner, runner.ErrorName(status), setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, runner.ErrorName(status), "setup", setup_ticks, 0, "") ? 0 : 4;
   }
 
   const size_t in_bytes = runner.input_bytes();
@@ -143,14 +147,14 @@ int main(void) {
   long examples = 1;
   if (input_file >= 0) {
     if (in_bytes == 0 || input_file % static_cast<long>(in_bytes) != 0) {
-      return WriteResult(runner, "input.bin is not a whole number of inputs", setup_ticks, 0, "") ? 0 : 4;
+      return WriteResult(runner, "INPUT_SIZE", "input", setup_ticks, 0, "") ? 0 : 4;
     }
     examples = input_file / static_cast<long>(in_bytes);
   } else {
     memset(g_inputs, 0, in_bytes);
   }
   if (examples > kMaxExamples || static_cast<size_t>(examples) * out_bytes > kOutputCapacity) {
-    return WriteResult(runner, "too many examples in input.bin", setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, "INPUT_TOO_LARGE", "input", setup_ticks, 0, "") ? 0 : 4;
   }
 
   htpw::Sha256 sha;
@@ -160,7 +164,7 @@ int main(void) {
     status = runner.Invoke(g_inputs + i * in_bytes, in_bytes, output, out_bytes);
     g_invoke_ticks[i] = htpw_m4_ticks() - before;
     if (status != htpw::RunError::kNone) {
-      return WriteResult(runner, runner.ErrorName(status), setup_ticks, static_cast<int>(i), "") ? 0 : 4;
+      return WriteResult(runner, runner.ErrorName(status), "invoke", setup_ticks, static_cast<int>(i), "") ? 0 : 4;
     }
     sha.Update(output, out_bytes);
   }
@@ -168,20 +172,20 @@ int main(void) {
   // output must repeat the first one (no state may leak from one inference into the next).
   static int8_t repeat[1024];
   if (out_bytes > sizeof(repeat)) {
-    return WriteResult(runner, "output larger than 1024 bytes", setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, "OUTPUT_TOO_LARGE", "invoke", setup_ticks, 0, "") ? 0 : 4;
   }
   const uint32_t before = htpw_m4_ticks();
   status = runner.Invoke(g_inputs, in_bytes, repeat, out_bytes);
   g_steady_ticks = htpw_m4_ticks() - before;
   if (status != htpw::RunError::kNone) {
-    return WriteResult(runner, runner.ErrorName(status), setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, runner.ErrorName(status), "invoke", setup_ticks, 0, "") ? 0 : 4;
   }
   if (memcmp(repeat, g_outputs, out_bytes) != 0) {
-    return WriteResult(runner, "a second inference of example 0 gave another output", setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, "NOT_REPEATABLE", "invoke", setup_ticks, 0, "") ? 0 : 4;
   }
   if (g_kernel_dump != nullptr && fclose(g_kernel_dump) != 0) return 4;
   char digest[65];
   sha.FinalHex(digest);
   if (!WriteFile("output.bin", g_outputs, static_cast<size_t>(examples) * out_bytes)) return 4;
-  return WriteResult(runner, nullptr, setup_ticks, static_cast<int>(examples), digest) ? 0 : 4;
+  return WriteResult(runner, nullptr, "done", setup_ticks, static_cast<int>(examples), digest) ? 0 : 4;
 }
