@@ -1,11 +1,13 @@
-"""Instructions per synthesis MAC of the C core on a Cortex-M4 (QEMU), CMSIS-NN product vs portable C.
+"""Instructions per synthesis MAC of the C core on a Cortex-M4 (QEMU), in three builds that make the same bytes.
 
 Reproduce: ``python -m bench.bench_synthesis_m4`` from the repository root. Builds
-``bench/synthesis_m4.c`` with the core, TFLM's Cortex-M4 flags (``tflm_harness.build``, which
-define ``CMSIS_NN``) and CMSIS-NN's ``arm_nn_mat_mult_nt_t_s8_s32.c``, twice (default: CMSIS-NN;
-``-DHTPW_NO_CMSIS_NN``: the portable loops), runs each under ``qemu-system-arm`` with
-``-icount shift=0`` and counts instructions with the board timer (``tflm_harness.qemu``).
-Layer shapes are the generated PW layers of the 64k ECG preset (tiled, b=8, d_z=4, d_h=32).
+``bench/synthesis_m4.c`` with the core, TFLM's Cortex-M4 flags (``tflm_harness.build``; they
+define ``CMSIS_NN``) and CMSIS-NN's ``arm_nn_mat_mult_nt_t_s8_s32.c``: the default (SMLAD pair
+products for the tile values, CMSIS-NN for the small dense steps), ``-DHTPW_NO_CMSIS_NN``, and
+``-DHTPW_NO_CMSIS_NN -DHTPW_NO_DSP`` (portable C only). Each runs under ``qemu-system-arm`` with
+``-icount shift=0``; instructions are counted with the board timer (``tflm_harness.qemu``), and
+the kernels' CRC-32 must agree between builds. Layer shapes are the generated PW layers of the
+64k ECG preset (tiled, b=8, d_z=4, d_h=32).
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from tflm_harness import build, qemu
 
 COMMAND = "python -m bench.bench_synthesis_m4"
 FIRMWARE = Path(__file__).resolve().parent / "synthesis_m4.c"
-CMSIS_MATMUL = "tensorflow/lite/micro/tools/make/downloads/cmsis_nn/Source/NNSupportFunctions/arm_nn_mat_mult_nt_t_s8_s32.c"
+CMSIS_MATMUL = ("tensorflow/lite/micro/tools/make/downloads/cmsis_nn/Source/NNSupportFunctions/"
+                "arm_nn_mat_mult_nt_t_s8_s32.c")
 LAYERS = ((128, 64), (256, 128), (256, 256), (256, 256), (256, 256))  # (c_out, c_in), 64k preset
 TILE, CODE_DIM, HIDDEN_DIM = 8, 4, 32
+FACTORIZED_HIDDEN = 16  # F_HIDDEN of the firmware
 
 
-def synthesis_macs(c_out: int, c_in: int) -> int:
-    """Tiled MACs: per tile d_z·d_h (hidden) + d_h·b² (tile values), as docs/synthesis.md §3."""
-    tiles = -(-c_out // TILE) * -(-c_in // TILE)
-    return tiles * (CODE_DIM * HIDDEN_DIM + HIDDEN_DIM * TILE * TILE)
+def synthesis_macs(strategy: str, c_out: int, c_in: int) -> int:
+    """MACs of docs/synthesis.md §3 (as ``generators.*.synthesis_macs``)."""
+    if strategy == "tiled":
+        tiles = -(-c_out // TILE) * -(-c_in // TILE)
+        return tiles * (CODE_DIM * HIDDEN_DIM + HIDDEN_DIM * TILE * TILE)
+    return CODE_DIM * FACTORIZED_HIDDEN + c_out * FACTORIZED_HIDDEN * (1 + c_in)
 
 
 def build_firmware(out: Path, extra: list[str]) -> Path:
@@ -51,16 +57,16 @@ def build_firmware(out: Path, extra: list[str]) -> Path:
     return elf
 
 
-def measure(extra: list[str]) -> list[tuple[int, int, int, int, str]]:
-    """(c_out, c_in, validate instructions, synthesis instructions, kernel CRC-32) per layer."""
+def measure(extra: list[str]) -> list[tuple[str, int, int, int, int, str]]:
+    """(strategy, c_out, c_in, validate instructions, synthesis instructions, kernel CRC-32) per layer."""
     with tempfile.TemporaryDirectory(prefix="htpw_bench_m4_") as folder:
         work = Path(folder)
         elf = build_firmware(work, extra)
         qemu.run_firmware(elf, work)
         rows = []
         for line in (work / "synthesis_m4.txt").read_text().splitlines():
-            c_out, c_in, validate, synth, crc = line.split()
-            rows.append((int(c_out), int(c_in), int(validate) * qemu.INSTRUCTIONS_PER_TICK,
+            strategy, c_out, c_in, validate, synth, crc = line.split()
+            rows.append((strategy, int(c_out), int(c_in), int(validate) * qemu.INSTRUCTIONS_PER_TICK,
                          int(synth) * qemu.INSTRUCTIONS_PER_TICK, crc))
         return rows
 
@@ -71,28 +77,34 @@ def main() -> None:
         "SMLAD pairs, no CMSIS-NN": measure(["-DHTPW_NO_CMSIS_NN"]),
         "portable C only": measure(["-DHTPW_NO_CMSIS_NN", "-DHTPW_NO_DSP"]),
     }
-    crcs = {name: [row[4] for row in rows] for name, rows in results.items()}
+    crcs = {name: [row[5] for row in rows] for name, rows in results.items()}
     assert len({tuple(c) for c in crcs.values()}) == 1, f"kernels differ between builds: {crcs}"
     lines = [
         "## Synthesis core on a Cortex-M4 (QEMU)",
         "",
         f"Command: `{COMMAND}`. `qemu-system-arm -M mps2-an386 -icount shift=0`, instructions counted with",
         f"the board timer ({qemu.INSTRUCTIONS_PER_TICK} instructions per tick). Tiled generator b={TILE},",
-        f"d_z={CODE_DIM}, d_h={HIDDEN_DIM}, int8; the generated PW layers of the 64k ECG preset.",
+        f"d_z={CODE_DIM}, d_h={HIDDEN_DIM}, int8, on the generated PW layers of the 64k ECG preset; then the",
+        f"same shapes with a paper_factorized generator (d_z={CODE_DIM}, d_h={FACTORIZED_HIDDEN}).",
         "Validate = every input check plus the CRC-32 of the inputs (once, in Prepare). The three builds",
         "make the same kernel bytes (CRC-32 per layer compared by the script).",
         "",
-        "| build | layer (C_out×C_in) | synthesis MACs | validate instr. | synthesis instr. | instr./MAC |",
-        "|---|---|---:|---:|---:|---:|",
+        "| build | strategy | layer (C_out×C_in) | synthesis MACs | validate instr. | synthesis instr. | instr./MAC |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
-        total_macs = total_instr = total_validate = 0
-        for c_out, c_in, validate, synth, _ in rows:
-            macs = synthesis_macs(c_out, c_in)
-            total_macs, total_instr, total_validate = total_macs + macs, total_instr + synth, total_validate + validate
-            lines.append(f"| {name} | {c_out}×{c_in} | {macs:,} | {validate:,} | {synth:,} | {synth / macs:.2f} |")
-        lines.append(f"| {name} | **all** | {total_macs:,} | {total_validate:,} | {total_instr:,} | "
-                     f"**{total_instr / total_macs:.2f}** |")
+        for strategy in ("tiled", "paper_factorized"):
+            total_macs = total_instr = total_validate = 0
+            for kind, c_out, c_in, validate, synth, _ in rows:
+                if kind != strategy:
+                    continue
+                macs = synthesis_macs(strategy, c_out, c_in)
+                total_macs, total_instr = total_macs + macs, total_instr + synth
+                total_validate += validate
+                lines.append(f"| {name} | {strategy} | {c_out}×{c_in} | {macs:,} | {validate:,} | {synth:,} | "
+                             f"{synth / macs:.2f} |")
+            lines.append(f"| {name} | {strategy} | **all** | {total_macs:,} | {total_validate:,} | {total_instr:,} | "
+                         f"**{total_instr / total_macs:.2f}** |")
     write_section("synthesis_m4", "\n".join(lines))
     print("\n".join(lines))
 

@@ -48,8 +48,8 @@ def _measure(preset: str) -> tuple[dict[str, fit.ModeFit], dict[str, object]]:
         if name != "folded":
             got = qemu.run(data, example).outputs
             assert np.array_equal(got, expected), f"{preset} {name}: hyper outputs differ from folded"
-        report = fit.fit(data, name=f"{preset} {name}", modes=(name,) if name in fmt.MODES else None)
-        rows[name] = report.rows[-1]  # a budget file's own row ("as file") is its last
+        report = fit.fit(data, name=f"{preset} {name}", modes=(name,) if name in fmt.MODES else ())
+        (rows[name],) = report.rows
     ops = fit.hyper_ops(files[fmt.MODE_BOOT])
     facts = {"backbone_macs": fit.backbone_macs(files["folded"]), "synthesis_macs": fit.synthesis_macs(ops),
              "budget_modes": [o.mode for o in fit.hyper_ops(files["budget"])]}
@@ -106,8 +106,8 @@ def main() -> None:
     body = [
         "## TFLM on a Cortex-M4: the ECG presets per synthesis mode",
         "",
-        f"Command: `{COMMAND}` ({machine_line()}). `arm-none-eabi-gcc` 12.2 `-mcpu=cortex-m4 -mfpu=fpv4-sp-d16"
-        " -mfloat-abi=hard`, TFLM with CMSIS-NN kernels,",
+        f"Command: `{COMMAND}` ({machine_line()}). `arm-none-eabi-gcc` 12.2 `-mcpu=cortex-m4 -mfpu=auto"
+        " -mfloat-abi=hard` (TFLM's flags; `readelf -A`: VFPv4-D16), TFLM with CMSIS-NN kernels,",
         f"run under `{' '.join(qemu.qemu_command(firmware)[:3])}` with `-icount shift={qemu.ICOUNT_SHIFT}`: "
         f"instructions counted with the board's timer ({qemu.INSTRUCTIONS_PER_TICK} per tick, checked on a loop of",
         "known length by tests/test_tflm_m4.py). Untrained QAT models (weights do not change instruction counts",

@@ -1,7 +1,8 @@
 """The main job and ``evaluate``: a hyper model beside the stored CNN of the same budget.
 
-``run_main`` trains the preset's hyper model and its ``stored_backbone`` (the stored CNN of the
-same byte budget) with the same data, seed and schedule, fine-tunes both with QAT, exports both
+``MainJob.run`` trains the preset's hyper model and its ``stored_backbone`` (the stored CNN of the
+same byte budget; for a preset without a budget, the hyper model's stored twin) with the same data,
+seed and schedule, fine-tunes both with QAT, exports both
 (stored → folded ``.tflite``, hyper → hyper ``.tflite``), runs both files in the TFLM interpreter
 and prints one side-by-side table (:func:`comparison_table`) whose differences carry a paired
 clustered-bootstrap CI (:func:`hyper_tinypw_tf.evaluation.paired_difference`).
@@ -12,7 +13,7 @@ itself resumes from its last finished epoch (``training.fit``'s checkpoints). La
 
     out/stored/model.keras  model_qat.h5  model_folded.tflite  tflm.npz
     out/hyper/ model.keras  model_qat.h5  model_hyper.tflite   tflm.npz
-    out/twin/  model.keras                         (with --distill: the teacher)
+    out/twin/  model.keras          (with --distill at a budget preset: the teacher, the stored twin)
     out/summary.json
 
 Like ``cli.py`` this module reaches across packages (``export``, the TFLM interpreter) and
@@ -66,15 +67,23 @@ class RunConfig:
     distill_temperature: float = 2.0
 
 
-def fit_logging() -> tuple[int, list[Any]]:
+def fit_logging(epochs: int) -> tuple[int, list[Any]]:
     """Keras ``verbose`` and callbacks: progress bars on a terminal, one line per epoch in a file or a pipe."""
     if sys.stdout.isatty():
         return 1, []
-    return 0, [EpochLine()]
+    return 0, [EpochLine(epochs)]
 
 
 class EpochLine(keras.callbacks.Callback):
-    """One line per finished epoch, flushed (a log file or pipe gets no progress-bar redraws)."""
+    """One line per finished epoch, flushed (a log file or pipe gets no progress-bar redraws).
+
+    ``epochs`` is the run's total: ``training.fit`` calls Keras once per epoch, so Keras' own count
+    is not the run's.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self._start = time.monotonic()
@@ -82,7 +91,7 @@ class EpochLine(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         values = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
         seconds = time.monotonic() - self._start
-        print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {values} ({seconds:.0f} s)", flush=True)
+        print(f"epoch {epoch + 1}/{self.epochs}: {values} ({seconds:.0f} s)", flush=True)
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -95,7 +104,7 @@ def fit_model(
     """``training.fit`` with the run's switches: loss (CE or focal), class weights, distillation from ``teacher``."""
     from hyper_tinypw_tf import losses, training
 
-    verbose, log_callbacks = fit_logging()
+    verbose, log_callbacks = fit_logging(epochs)
     train_config = training.TrainConfig(
         epochs=epochs, learning_rate=learning_rate, patience=config.patience, seed=config.seed,
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), verbose=verbose,
@@ -130,7 +139,6 @@ def build_model(preset: str, info: Any, train: Iterable[Any], side: str) -> Any:
 def load_model(path: str | Path) -> Any:
     """A saved float or QAT model (.keras, .h5 or SavedModel) with every class in scope."""
     from hyper_tinypw_tf import quantization
-    from hyper_tinypw_tf._keras import keras
 
     if not Path(path).exists():
         raise ValueError(f"model file {str(path)!r} does not exist")
@@ -359,12 +367,18 @@ class MainJob:
         self._fit(model, side, data, self.config.epochs, self.config.learning_rate, "checkpoints")
         _save_model(model, output)
 
+    def teacher_side(self) -> str:
+        """Where the stored twin is trained: its own folder, or "stored" when that side is the twin already."""
+        from hyper_tinypw_tf import models
+
+        return TWIN if models.get_preset(self.config.preset).stored_backbone is not None else "stored"
+
     def teacher(self) -> Any:
-        """The distillation teacher: ``--teacher`` if given, else the stored twin (its own train stage)."""
+        """The distillation teacher: ``--teacher`` if given, else the trained stored twin."""
         if self.config.teacher:
             return load_model(self.config.teacher)
-        self.train(TWIN)  # skipped (it says so) when run() has trained it already
-        return load_model(self.path(TWIN, "model.keras"))
+        self.train(self.teacher_side())  # skipped (it says so) when run() has trained it already
+        return load_model(self.path(self.teacher_side(), "model.keras"))
 
     def qat(self, side: str) -> None:
         from hyper_tinypw_tf import quantization, training
@@ -429,7 +443,7 @@ class MainJob:
         self.out.mkdir(parents=True, exist_ok=True)
         files = {}
         if self.config.distill and not self.config.teacher:
-            self.train(TWIN)
+            self.train(self.teacher_side())
         for side in SIDES:
             self.train(side)
             self.qat(side)

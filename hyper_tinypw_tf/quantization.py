@@ -87,10 +87,50 @@ class FoldedBatchNormQuantizeConfig(_qkeras.QuantizeConfig):
         return {}
 
 
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class FrozenAffineQuantizeConfig(_qkeras.QuantizeConfig):
+    """A frozen 1x1 depthwise conv (the input normalization): output quantized, weights left alone.
+
+    tfmot's default config moves the kernel into its wrapper as a trainable weight, so QAT would
+    retrain the train-split statistics. Handing tfmot no weights keeps the layer's own
+    ``trainable=False`` in force; nothing is lost, because per-channel int8 represents a kernel
+    with one value per channel exactly.
+    """
+
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return [(layer.activation, _qkeras.quantizers.MovingAverageQuantizer(8, False, False, False))]
+
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list) -> None:
+        if quantize_weights:
+            raise ValueError(f"FrozenAffineQuantizeConfig: layer {layer.name!r} keeps its weights unquantized")
+
+    def set_quantize_activations(self, layer: keras.layers.Layer, quantize_activations: list) -> None:
+        if quantize_activations:
+            layer.activation = quantize_activations[0]
+
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+def is_frozen_affine(layer: keras.layers.Layer) -> bool:
+    """A non-trainable 1x1 DepthwiseConv2D: a fixed per-channel scale and shift."""
+    return (
+        isinstance(layer, keras.layers.DepthwiseConv2D)
+        and not layer.trainable
+        and tuple(layer.kernel_size) == (1, 1)
+    )
+
+
 def all_custom_objects() -> dict[str, type]:
     """The package's serializable classes plus this module's, for loading QAT models."""
     objects = custom_objects()
-    for cls in (HyperPWConv2DQuantizeConfig, FoldedBatchNormQuantizeConfig):
+    for cls in (HyperPWConv2DQuantizeConfig, FoldedBatchNormQuantizeConfig, FrozenAffineQuantizeConfig):
         objects[cls.__name__] = cls
         objects[keras.saving.get_registered_name(cls)] = cls
     return objects
@@ -119,6 +159,8 @@ def _annotator(folded: dict[str, HyperPWConv2D]):
             return _qkeras.quantize_annotate_layer(layer, HyperPWConv2DQuantizeConfig())
         if layer.name in folded:
             return _qkeras.quantize_annotate_layer(layer, FoldedBatchNormQuantizeConfig())
+        if is_frozen_affine(layer):
+            return _qkeras.quantize_annotate_layer(layer, FrozenAffineQuantizeConfig())
         return _qkeras.quantize_annotate_layer(layer)
 
     return annotate

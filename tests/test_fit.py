@@ -13,6 +13,7 @@ import pytest
 from export import format as fmt
 from hyper_tinypw_tf import accounting, cli
 from tests.conftest_export import tiny_exports, tiny_float_model
+from tests.test_tflm_m4 import _corrupt_codes
 from tflm_harness import build, fit
 
 
@@ -117,3 +118,7 @@ def test_fit_command_exit_statuses(tmp_path, capsys):
     not_a_model.write_bytes(b"not a flatbuffer at all")
     assert cli.main(["fit", f"--model={not_a_model}"]) == 2
     assert f"hyper-tinypw fit: error: {not_a_model}: not a .tflite flatbuffer" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(_corrupt_codes(hyper))
+    assert cli.main(["fit", f"--model={corrupt}"]) == 2
+    assert f"hyper-tinypw fit: error: {corrupt}: the TFLM runner failed in setup" in capsys.readouterr().err

@@ -144,6 +144,28 @@ def test_fit_input_normalization_sets_per_column_mean_and_sd():
         models.fit_input_normalization(model, [])
 
 
+def test_qat_keeps_the_input_normalization_frozen(tmp_path):
+    """quantize_apply rebuilds layers trainable; QAT must not move the train-split statistics."""
+    import numpy as np
+
+    from hyper_tinypw_tf import quantization, training
+
+    model = models.ds_cnn("ds_cnn_s", pw="hyper")
+    x = np.random.default_rng(0).normal(3.0, 5.0, size=(16, 49, 10, 1)).astype("float32")
+    models.fit_input_normalization(model, [x])
+    before = [w.copy() for w in model.get_layer("input_norm").get_weights()]
+    qat = quantization.quantize_model(model)
+    wrapper = next(layer for layer in qat.layers if getattr(layer, "layer", layer).name == "input_norm")
+    training.compile_model(qat, 1e-2)
+    qat.fit(x, np.arange(16) % 12, epochs=1, batch_size=8, verbose=0)
+    after = wrapper.layer.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    qat.save(tmp_path / "qat.h5")
+    with quantization.quantize_scope():
+        reloaded = keras.models.load_model(tmp_path / "qat.h5")
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), qat.predict(x, verbose=0))
+
+
 def test_batchnorm_momentum_settles_in_a_short_run():
     # 0.99 would leave half the initial statistics after 70 steps; the models use 0.9.
     model = models.ds_cnn("ds_cnn_s", pw="hyper")

@@ -123,3 +123,21 @@ def test_tflm_command_runs_on_cortex_m4(tmp_path):
     assert stats["cached_kernel_bytes"] == sum(o.c_out * o.c_in for o in fit.hyper_ops(hyper))
     outputs = np.load(y_path)
     np.testing.assert_array_equal(outputs.reshape(len(outputs), -1), _folded_outputs("tiled"))
+
+
+def test_arduino_sketch_runs_under_qemu_as_the_runner_does(tmp_path):
+    from tflm_harness.arduino import prepare
+
+    _, hyper = tiny_exports("tiled", fmt.MODE_BOOT)
+    model = tmp_path / "hyper.tflite"
+    model.write_bytes(hyper)
+    folder = prepare.prepare(model, tmp_path)
+    sketch = qemu.run_sketch(folder)  # the .ino unchanged, Arduino's Serial/micros() from m4/arduino_shim
+    runner = qemu.run(hyper)  # one all-zero example, as the sketch runs
+    assert sketch["status"] == "OK"
+    assert sketch["outputs_sha256"] == runner.stats["outputs_sha256"]
+    assert sketch["arena_used_bytes"] == runner.arena_used_bytes
+    assert sketch["cached_kernel_bytes"] == runner.cached_kernel_bytes
+    assert sketch["setup_us"] > 0 and sketch["inference_us"] > 0
+    with pytest.raises(ValueError, match=r"prepare: .*hyper_tinypw_nano33 exists already"):
+        prepare.prepare(model, tmp_path)

@@ -17,6 +17,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -222,6 +223,11 @@ def _tree_fingerprint(tc: Toolchain) -> list[tuple[str, int, int]]:
     return _stat_fingerprint(sorted(files))
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(cmd: Sequence[str], cwd: Path) -> None:
     proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -265,7 +271,7 @@ def build_tflm(target: str = "host", jobs: int = 2) -> Library:
     if lib.is_file() and record.is_file():
         return Library(lib, tc, json.loads(record.read_text())["seconds"], True)
     tree = Path(tc.tflm_dir)
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), _children_cpu()
     jobs_list = []
     for src in tc.sources:
         opt = tc.kernel_opt if ("kernels" in Path(src).parts or "downloads" in Path(src).parts) else tc.core_opt
@@ -273,7 +279,9 @@ def build_tflm(target: str = "host", jobs: int = 2) -> Library:
     _compile_all(jobs_list, tree, jobs)
     _archive(tc, [obj for _, obj in jobs_list], lib)
     seconds = round(time.monotonic() - start, 1)
-    record.write_text(json.dumps({"seconds": seconds, "sources": len(jobs_list), "target": target}))
+    # Wall time depends on what else the machine runs; the compilers' CPU time does not (much).
+    record.write_text(json.dumps({"seconds": seconds, "cpu_seconds": round(_children_cpu() - cpu_start, 1),
+                                  "sources": len(jobs_list), "target": target, "jobs": jobs}))
     return Library(lib, tc, seconds, False)
 
 
@@ -340,7 +348,7 @@ def build_host_runner(sanitize: bool = False, jobs: int = 2) -> Path:
 
 
 def clean(target: str | None = None) -> None:
-    """Remove cached builds (all targets, or one); used by the cold-build measurement in bench/."""
+    """Remove cached builds (all targets, or one): the next build is a cold one (its time lands in build.json)."""
     root = cache_dir()
     if not root.is_dir():
         return

@@ -217,7 +217,9 @@ def fit(data: bytes, *, name: str = "model", flash: int = NANO_33_BLE_FLASH, sra
       data: a hyper or folded ``.tflite``.
       name: how the report names the model (e.g. its file name).
       flash, sram: the board's budgets in bytes.
-      modes: the modes to measure (default: boot, lazy and stream; a folded file has one row).
+      modes: the modes to measure (default: boot, lazy and stream; a folded file has one row). A file
+        whose ops have different modes (``--mode=budget``) also gets a row as it is (:data:`MIXED`);
+        ``modes=()`` measures only the file as it is.
 
     Raises:
       ValueError: a bad budget or mode, a file that is no model, or a model the runner rejects.
@@ -234,8 +236,11 @@ def fit(data: bytes, *, name: str = "model", flash: int = NANO_33_BLE_FLASH, sra
     else:
         chosen = tuple(modes) if modes is not None else fmt.MODES
         variants = {mode: with_mode(data, mode, name) for mode in chosen}
-        if len({o.mode for o in ops}) > 1:  # per-layer choice (--mode=budget): the file as it is
+        own = {o.mode for o in ops}
+        if len(own) > 1:  # a per-layer choice (--mode=budget): the file as it is, too
             variants[MIXED] = data
+        elif not chosen:  # modes=(): the file as it is, under its one mode
+            variants[own.pop()] = data
     rows = []
     for mode, variant in variants.items():
         mode_ops = hyper_ops(variant, name)

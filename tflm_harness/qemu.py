@@ -112,6 +112,48 @@ def build_runner(jobs: int = 2) -> Path:
     return _link(tc, sources, [htpw, tflm.path], elf, jobs)
 
 
+SHIM = M4 / "arduino_shim"
+
+
+def build_sketch(folder: Path, jobs: int = 2) -> Path:
+    """The Arduino sketch in ``folder`` (``arduino/prepare.py``'s output) as Cortex-M4 firmware for QEMU.
+
+    Every ``.ino``/``.c``/``.cc`` of the folder is compiled as the Arduino IDE would, plus
+    ``m4/arduino_shim`` (Serial on semihosting, ``micros()`` from the instruction counter), and linked
+    with the Cortex-M4 TFLM library. Built fresh into ``folder/build`` (a sketch is built once).
+    """
+    tflm = build.build_tflm("cortex-m4", jobs)
+    tc = tflm.toolchain
+    out = Path(folder) / "build"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    sources = sorted(p for p in Path(folder).iterdir() if p.suffix in (".ino", ".c", ".cc"))
+    shim = [SHIM / "shim_main.cc", *_platform_sources(tc)]
+    includes = [f"-I{folder}", f"-I{SHIM}", f"-I{M4}", f"-DHTPW_INSTRUCTIONS_PER_TICK={INSTRUCTIONS_PER_TICK}"]
+    objects, compiles = [], []
+    for src in [*sources, *shim]:
+        obj = out / (src.name + ".o")
+        objects.append(obj)
+        language = ["-x", "c++"] if src.suffix == ".ino" else []
+        compiles.append((build._compile_command(tc, src, tc.kernel_opt, [*includes, *language]), obj))
+    build._compile_all(compiles, Path(tc.tflm_dir), jobs)
+    flags = [f for f in tc.cxxflags if f.startswith(("-mcpu", "-mfpu", "-mthumb", "-mfloat-abi", "-mlittle"))]
+    elf = out / "sketch.elf"
+    build._run([*tc.cxx, *flags, *LINK_FLAGS, "-T", str(LINKER_SCRIPT), *map(str, objects), str(tflm.path), "-lm",
+                "-o", str(elf)], out)
+    return elf
+
+
+def run_sketch(folder: Path) -> dict[str, object]:
+    """Build and run the sketch in ``folder`` under QEMU; its one JSON line, parsed."""
+    elf = build_sketch(folder)
+    proc = run_firmware(elf, Path(folder) / "build")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if len(lines) != 1:
+        raise QemuError(f"the sketch printed {len(lines)} JSON lines, expected 1:\n{proc.stdout[-2000:]}")
+    return json.loads(lines[0])
+
+
 def run_firmware(elf: Path, workdir: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """Run ``elf`` under QEMU with ``workdir`` as the semihosting file root; raise on a non-zero exit."""
     if shutil.which(QEMU) is None:

@@ -6,10 +6,11 @@
  * into scratch, so the products run over contiguous rows and every int32 sum is exact (the
  * limits of htpw_synthesis.h).
  *
- * Speed on Cortex-M4 (bench/bench_synthesis_m4.py): the tiled strategy's tile values, most of
- * its multiply-accumulates, run on int16 pair words with SMLAD (ACLE __smlad, 2 x 2 outputs in
- * registers); the small dense steps use CMSIS-NN's arm_nn_mat_mult_nt_t_s8_s32 in TFLM's CMSIS-NN
- * builds. HTPW_NO_DSP and HTPW_NO_CMSIS_NN select the portable C, which tests hold to the numpy
+ * Speed on Cortex-M4 (bench/bench_synthesis_m4.py): the tiled strategy's tile values (most of
+ * its multiply-accumulates) and the factorized head run on int16 pair words with SMLAD (ACLE
+ * __smlad, 2 x 2 outputs in registers); the small dense steps use CMSIS-NN's
+ * arm_nn_mat_mult_nt_t_s8_s32 in TFLM's CMSIS-NN builds (for the tile values it measured slower:
+ * it re-reads and re-writes each int32 output every 8 terms). HTPW_NO_DSP and HTPW_NO_CMSIS_NN select the portable C, which tests hold to the numpy
  * reference on the host; the bench checks that all builds make the same bytes on the M4.
  */
 #include "htpw_synthesis.h"
@@ -128,7 +129,7 @@ void htpw_mat_mult_s32(const int8_t* lhs, const int8_t* rhs_t, int32_t m, int32_
 }
 #endif
 
-/* ---- int16 pair products (the tiled strategy's step 2) ---------------------------------
+/* ---- int16 pair products (tiled tile values, factorized head) -------------------------
  * A row of k int8 values is kept as ceil(k / 2) words, each holding two int16 (element 2i in
  * the low half, 2i + 1 in the high half, a missing last element 0), so one SMLAD (Cortex-M4
  * DSP extension) multiplies and adds two terms. Elsewhere smlad() is the same sum in C. The
@@ -136,16 +137,17 @@ void htpw_mat_mult_s32(const int8_t* lhs, const int8_t* rhs_t, int32_t m, int32_
 #if defined(HTPW_SMLAD_INTRINSIC)
 static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 #else
-static int32_t half(uint32_t x) { return (int32_t)(x & 0xFFFFu) - (int32_t)((x & 0x8000u) << 1); }
+/* The halves as int16: the conversions wrap and the shift is arithmetic on every compiler this
+ * targets (GCC, Clang, Arm Compiler), as htpw_requantize already assumes. */
 static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
-  return acc + half(a) * half(b) + half(a >> 16) * half(b >> 16);
+  return acc + (int32_t)(int16_t)a * (int16_t)b + ((int32_t)a >> 16) * ((int32_t)b >> 16);
 }
 #endif
 
 static uint32_t pair(int32_t low, int32_t high) { return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16); }
 
-/* Two rows of kw pair words, interleaved word by word (row 2q word i at [2i], row 2q + 1 at
- * [2i + 1]), so that one LDRD fetches the same word of both rows. */
+/* Rows as pair words, two rows interleaved word by word (row 2q word i at [2i], row 2q + 1 at
+ * [2i + 1]), so that the same word of both rows is loaded from adjacent addresses. */
 static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
   const int32_t kw = (k + 1) / 2;
   int32_t r, i;
@@ -161,24 +163,24 @@ static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t*
   }
 }
 
-/* A (k, n) row-major tensor, transposed and as interleaved pair words (interleave_pairs): column
- * j of the tensor becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row is zeros.
- * The caller has checked that the tensor holds k * n elements. */
-static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, uint32_t* out) {
+/* The first `used` columns of a (k, n) row-major tensor, transposed and as interleaved pair words
+ * (interleave_pairs): column j becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row
+ * is zeros. The caller has checked that the tensor holds k * n elements. */
+static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out) {
   const int32_t kw = (k + 1) / 2;
   int32_t j, i;
-  for (j = 0; j < n + (n & 1); ++j) {
+  for (j = 0; j < used + (used & 1); ++j) {
     uint32_t* o = out + (size_t)(j / 2) * 2u * (size_t)kw + (size_t)(j & 1);
     for (i = 0; i < kw; ++i) {
       const int64_t k0 = 2 * (int64_t)i;
-      o[2 * i] = j >= n ? 0u
-                        : pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
+      o[2 * i] = j >= used ? 0u
+                           : pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
     }
   }
 }
 
 /* dst[r * n + j] = sum over the kw pair words of row r of a and row j of b (both interleaved by
- * interleave_pairs): two by two outputs at a time, each LDRD feeding two SMLADs. */
+ * interleave_pairs): two by two outputs at a time, each loaded word feeding two SMLADs. */
 static void mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
   int32_t r, j;
   for (r = 0; r < m; r += 2) {
@@ -426,7 +428,7 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   /* Extents were checked above; these cannot fail. */
   decode_bias(mlp, bias);
   (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
-  transpose_pairs(w2, d_h, tt, w2p);
+  transpose_pairs(w2, d_h, tt, tt, w2p);
   for (to = 0; to < rows; ++to) {
     /* Steps 1-2 for the whole tile row: h_t for its cols tiles, then v_t = h_t . W2 into
      * band[ti][r * b + c]. */
@@ -445,24 +447,25 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   return HTPW_OK;
 }
 
-/* Scratch of the paper strategy, as byte offsets. */
+/* Scratch of the paper strategy, as byte offsets. The factorized head runs two output rows at a
+ * time on pair words: B[:, :C_in] transposed once (bp), then A[o, k] h[k] of rows o, o + 1 (sp). */
 typedef struct {
-  int64_t row, acc1, scaled, w1t, z, h, head_row, b_rows, total;
+  int64_t row, acc1, sp, bp, w1t, z, h, head_row, total;
 } paper_layout;
 
 static paper_layout paper_plan(const htpw_mlp* mlp, htpw_head_kind kind, int32_t c_in) {
   paper_layout l;
-  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim;
+  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2;
   const int factorized = kind == HTPW_HEAD_FACTORIZED;
-  l.row = 0;                                      /* int32 [c_in] */
-  l.acc1 = l.row + 4 * (int64_t)c_in;             /* int32 [d_h], then the decoded b1 [d_h] */
-  l.scaled = l.acc1 + 8 * d_h;                    /* int32 [d_h]: A[o, k] * h[k] (factorized) */
-  l.w1t = l.scaled + (factorized ? 4 * d_h : 0);  /* int8 [d_h][d_z] */
-  l.z = align4(l.w1t + d_h * d_z);                /* int8 [d_z] */
-  l.h = align4(l.z + d_z);                        /* int8 [d_h] */
-  l.head_row = align4(l.h + d_h);                 /* int8: dense [c_in] head slice; factorized [d_h] A row */
-  l.b_rows = align4(l.head_row + (factorized ? d_h : (int64_t)c_in)); /* int8 [d_h][c_in]: B, factorized */
-  l.total = align4(l.b_rows + (factorized ? d_h * c_in : 0));
+  l.row = 0;                                         /* int32 [c_in], factorized [2][c_in] */
+  l.acc1 = l.row + (factorized ? 8 : 4) * (int64_t)c_in; /* int32 [d_h], then the decoded b1 [d_h] */
+  l.sp = l.acc1 + 8 * d_h;                           /* pair words [2][kw] (factorized) */
+  l.bp = l.sp + (factorized ? 8 * kw : 0);           /* pair words [C_in rounded up to even][kw] (factorized) */
+  l.w1t = l.bp + (factorized ? 4 * (c_in + (c_in & 1)) * kw : 0); /* int8 [d_h][d_z] */
+  l.z = align4(l.w1t + d_h * d_z);                   /* int8 [d_z] */
+  l.h = align4(l.z + d_z);                           /* int8 [d_h] */
+  l.head_row = align4(l.h + d_h);                    /* int8: dense [c_in] head slice; factorized [d_h] A row */
+  l.total = align4(l.head_row + (factorized ? d_h : (int64_t)c_in));
   return l;
 }
 
@@ -497,17 +500,18 @@ static void dense_head_row(const htpw_tensor* head, const int8_t* h, int32_t d_h
   }
 }
 
-/* acc[o, i] = sum_k (A[o, k] * h[k]) * B[k, i] for one output row (head="factorized"). */
-static void factorized_head_row(const int8_t* a_row, const int8_t* h, int32_t d_h, const int8_t* b,
-                                size_t b_stride, int32_t c_in, int32_t* scaled, int32_t* row) {
-  int32_t k, i;
-  for (k = 0; k < d_h; ++k) scaled[k] = (int32_t)a_row[k] * h[k];
-  memset(row, 0, (size_t)c_in * sizeof(int32_t));
-  for (k = 0; k < d_h; ++k) {
-    const int32_t s = scaled[k];
-    const int8_t* bk = b + (size_t)k * b_stride;
-    if (s == 0) continue;
-    for (i = 0; i < c_in; ++i) row[i] += s * bk[i];
+/* Row `slot` (0 or 1) of the interleaved pair words sp: A[o, k] * h[k] (|.| <= 128 * 127, an
+ * int16), or zeros when the row does not exist. acc[o, i] = sum_k sp[o][k] * B[k, i] then is a
+ * pair product with B transposed (head="factorized"). */
+static void factorized_scaled_row(const int8_t* a_row, const int8_t* h, int32_t d_h, int exists, uint32_t* sp,
+                                  int32_t slot) {
+  const int32_t kw = (d_h + 1) / 2;
+  int32_t i;
+  for (i = 0; i < kw; ++i) {
+    const int32_t k = 2 * i;
+    const int32_t s0 = exists ? (int32_t)a_row[k] * h[k] : 0;
+    const int32_t s1 = exists && k + 1 < d_h ? (int32_t)a_row[k + 1] * h[k + 1] : 0;
+    sp[2 * i + slot] = pair(s0, s1);
   }
 }
 
@@ -520,10 +524,9 @@ htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, cons
   int32_t o, d_h, needed;
   paper_layout l;
   uint8_t* base;
-  int32_t *row, *acc1, *scaled;
-  int8_t *w1t, *z, *h, *head_row, *b_rows;
-  const int8_t* b = NULL;
-  size_t b_stride = 0;
+  int32_t *row, *acc1;
+  uint32_t *sp, *bp;
+  int8_t *w1t, *z, *h, *head_row;
   if ((status = check_mlp(mlp)) != HTPW_OK) return status;
   if (kind != HTPW_HEAD_DENSE && kind != HTPW_HEAD_FACTORIZED) return HTPW_ERR_HEAD;
   if (c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
@@ -547,39 +550,38 @@ htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, cons
   base = (uint8_t*)scratch;
   row = (int32_t*)(void*)(base + l.row);
   acc1 = (int32_t*)(void*)(base + l.acc1);
-  scaled = (int32_t*)(void*)(base + l.scaled);
+  sp = (uint32_t*)(void*)(base + l.sp);
+  bp = (uint32_t*)(void*)(base + l.bp);
   w1t = (int8_t*)(base + l.w1t);
   z = (int8_t*)(base + l.z);
   h = (int8_t*)(base + l.h);
   head_row = (int8_t*)(base + l.head_row);
-  b_rows = (int8_t*)(base + l.b_rows);
   /* Extents were checked above; these cannot fail. */
   (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
   (void)htpw_tensor_unpack(code, 0, mlp->code_dim, z);
   decode_bias(mlp, acc1 + d_h);
   htpw_mat_mult_s32(z, w1t, 1, mlp->code_dim, d_h, acc1);
   hidden(d_h, acc1 + d_h, 1, requant, acc1, h);
-  if (kind == HTPW_HEAD_FACTORIZED) {
-    if (b_shared->bits == 8) {
-      b = (const int8_t*)b_shared->data;
-      b_stride = (size_t)b_cols;
-    } else {
-      int32_t k;
-      for (k = 0; k < d_h; ++k) {
-        (void)htpw_tensor_unpack(b_shared, (int64_t)k * b_cols, c_in, b_rows + (size_t)k * (size_t)c_in);
-      }
-      b = b_rows;
-      b_stride = (size_t)c_in;
-    }
-  }
-  for (o = 0; o < c_out; ++o) {
-    if (kind == HTPW_HEAD_DENSE) {
+  if (kind == HTPW_HEAD_DENSE) {
+    for (o = 0; o < c_out; ++o) {
       dense_head_row(head, h, d_h, (int64_t)c_out * c_in, o, c_in, head_row, row);
-    } else {
-      (void)htpw_tensor_unpack(head, (int64_t)o * d_h, d_h, head_row);
-      factorized_head_row(head_row, h, d_h, b, b_stride, c_in, scaled, row);
+      htpw_channel_quantize_row(row, c_in, htpw_sign_bit(signs, o), kernel + (size_t)o * (size_t)c_in);
     }
-    htpw_channel_quantize_row(row, c_in, htpw_sign_bit(signs, o), kernel + (size_t)o * (size_t)c_in);
+    return HTPW_OK;
+  }
+  transpose_pairs(b_shared, d_h, b_cols, c_in, bp);
+  for (o = 0; o < c_out; o += 2) {
+    const int32_t n_rows = o + 1 < c_out ? 2 : 1, kw = (d_h + 1) / 2;
+    int32_t r;
+    for (r = 0; r < 2; ++r) {
+      if (r < n_rows) (void)htpw_tensor_unpack(head, (int64_t)(o + r) * d_h, d_h, head_row);
+      factorized_scaled_row(head_row, h, d_h, r < n_rows, sp, r);
+    }
+    mat_mult_pairs(sp, bp, n_rows, kw, c_in, row);
+    for (r = 0; r < n_rows; ++r) {
+      htpw_channel_quantize_row(row + (size_t)r * (size_t)c_in, c_in, htpw_sign_bit(signs, o + r),
+                                kernel + (size_t)(o + r) * (size_t)c_in);
+    }
   }
   return HTPW_OK;
 }

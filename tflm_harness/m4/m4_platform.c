@@ -46,6 +46,9 @@ void HardFault_Handler(void) {
   _exit(5);
 }
 
+/* -nostartfiles drops crtbegin, which defines the handle C++ registers global destructors with. */
+void* __dso_handle = &__dso_handle;
+
 /* -nostartfiles drops crti/crtn, which define these; __libc_init_array calls _init. */
 void _init(void) {}
 void _fini(void) {}

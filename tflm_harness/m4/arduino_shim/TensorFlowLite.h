@@ -1,0 +1,1 @@
+/* Stands in for the Arduino TFLM library's umbrella header under QEMU (see Arduino.h here). */
