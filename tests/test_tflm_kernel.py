@@ -120,6 +120,7 @@ def test_hyper_file_through_the_op_equals_the_folded_file(tmp_path, strategy: st
     n_stream = stats["ops"][fmt.MODE_STREAM]
     assert stats["setup_syntheses"] == stats["ops"][fmt.MODE_BOOT]
     assert stats["syntheses"] == stats["ops"][fmt.MODE_BOOT] + stats["ops"][fmt.MODE_LAZY] + n_stream * len(x)
+    assert stats["kernel_changes"] == 0  # every stream re-synthesis wrote the same bytes
     if mode == hyper.BUDGET:
         assert stats["ops"] == {fmt.MODE_BOOT: 1, fmt.MODE_LAZY: 0, fmt.MODE_STREAM: 1}
         assert cached <= _budget(key)

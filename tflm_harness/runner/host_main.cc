@@ -3,7 +3,9 @@
  *   htpw_host_runner --model=M.tflite --input=X.npy --output=Y.npy [--kernels=K.bin] [--arena_bytes=N]
  *
  * Prints one JSON object on stdout: the outputs' SHA-256, arena bytes used, HyperTinyPW ops per
- * mode, cached (persistent) and streamed kernel bytes, and one entry per synthesized kernel.
+ * mode, cached (persistent) and streamed kernel bytes, the number of re-syntheses whose bytes
+ * differed from the op's previous ones (kernel_changes, 0 when stream mode is sound), and one
+ * entry per synthesized kernel.
  * --kernels writes every synthesized kernel (the last synthesis of each op) as records
  * [int32 tensor index][int32 byte count][bytes], little-endian, for byte comparison with expand.
  * Exit status: 0 ok; 2 bad arguments or files; 3 the model failed (the JSON's "status" names
@@ -117,9 +119,14 @@ std::string JsonString(const char* s) {
 }
 
 std::map<int32_t, std::vector<int8_t>> g_kernels;  // host only: the debug hook's sink
+int g_kernel_changes = 0;  // re-syntheses (lazy/stream) whose bytes differ from the op's previous ones
 
 void OnKernel(void*, int32_t tensor_index, const int8_t* kernel, int32_t bytes) {
-  g_kernels[tensor_index].assign(kernel, kernel + bytes);
+  std::vector<int8_t>& last = g_kernels[tensor_index];
+  if (!last.empty() && (last.size() != static_cast<size_t>(bytes) || memcmp(last.data(), kernel, bytes) != 0)) {
+    ++g_kernel_changes;
+  }
+  last.assign(kernel, kernel + bytes);
 }
 
 int Fail(const htpw::Runner& runner, htpw::RunError error, const char* phase) {
@@ -227,9 +234,10 @@ int main(int argc, char** argv) {
   printf("{\"status\": \"OK\", \"target\": \"host\", \"examples\": %ld, \"outputs_sha256\": \"%s\", "
          "\"arena_bytes\": %zu, \"arena_used_bytes\": %zu, \"input_bytes\": %zu, \"output_bytes\": %zu, "
          "\"ops\": {\"boot\": %d, \"lazy\": %d, \"stream\": %d}, \"cached_kernel_bytes\": %d, "
-         "\"stream_kernel_bytes\": %d, \"setup_syntheses\": %zu, \"syntheses\": %d, \"kernels\": %s}\n",
+         "\"stream_kernel_bytes\": %d, \"setup_syntheses\": %zu, \"syntheses\": %d, \"kernel_changes\": %d, "
+         "\"kernels\": %s}\n",
          n, hex, args.arena_bytes, runner.arena_used_bytes(), in_bytes, out_bytes, obs.ops[HTPW_MODE_ID_BOOT],
          obs.ops[HTPW_MODE_ID_LAZY], obs.ops[HTPW_MODE_ID_STREAM], obs.cached_kernel_bytes, obs.stream_kernel_bytes,
-         setup_syntheses, obs.syntheses, kernels.c_str());
+         setup_syntheses, obs.syntheses, g_kernel_changes, kernels.c_str());
   return 0;
 }
