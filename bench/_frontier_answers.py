@@ -42,7 +42,7 @@ def aggregate(runs: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[di
     for run in runs:
         by_point.setdefault(run["point"], []).append(run)
     rows = []
-    for name, seeds in by_point.items():
+    for seeds in by_point.values():
         first = seeds[0]
         row = {k: first[k] for k in ("point", "kind", "label", "twin")}
         for key in ("file_bytes", "sram_boot_bytes", "sram_stream_bytes", "macs", "synthesis_macs"):

@@ -467,12 +467,17 @@ def _side_summary(npz: Any, model_file: Path, config: RunConfig) -> tuple[dict[s
         test_scores, npz["test_labels"], npz["test_groups"], threshold=threshold, class_names=classes,
         n_boot=config.n_boot, seed=config.seed,
     )
-    kernel_cache = int(npz["kernel_cache_bytes"]) if bool(npz["expanded"]) else 0
+    if "op_arena_used_bytes" in npz.files:  # measured through the HyperTinyPW op: its arena holds the kernels
+        sram, source = int(npz["op_arena_used_bytes"]), "arena through the HyperTinyPW op"
+    elif bool(npz["expanded"]):  # the expanded file's arena holds no generated kernels; the op caches them
+        sram, source = int(npz["arena_bytes"]) + int(npz["kernel_cache_bytes"]), "expanded arena + kernel cache"
+    else:
+        sram, source = int(npz["arena_bytes"]), "arena"
     side = {
         "file": str(model_file),
         "file_bytes": model_file.stat().st_size,
-        # The expanded file's arena holds no generated kernels; the op caches them (boot mode).
-        "sram_bytes": int(npz["arena_bytes"]) + kernel_cache,
+        "sram_bytes": sram,
+        "sram_source": source,
         "tflm_arena_bytes": int(npz["arena_bytes"]),
         "kernel_cache_bytes": int(npz["kernel_cache_bytes"]),
         "macs": int(npz["macs"]),
@@ -502,6 +507,7 @@ def compare(out: Path, files: dict[str, Path], config: RunConfig) -> dict[str, A
         "task": str(test["task"]),
         "protocol": str(test["protocol"]),
         "preset": config.preset,
+        "mode": config.mode,
         "budget_bytes": models.get_preset(config.preset).budget,
         "seed": config.seed,
         "n_boot": config.n_boot,
@@ -549,6 +555,6 @@ def comparison_table(summary: dict[str, Any]) -> str:
             f"{_fmt_metric(he['metrics'][key], he['ci'][key]):>{width[2]}}"
             f"{_fmt_metric(d[key]['difference'], d[key]['ci'], signed=True):>{width[3]}}"
         )
-    lines.append(f"SRAM bill: TFLM arena, plus {h['kernel_cache_bytes']:,} bytes of generated kernels the hyper "
-                 "op caches at boot" if h["kernel_cache_bytes"] else "SRAM bill: TFLM arena")
+    lines.append(f"SRAM bill: the TFLM arena (stored: {s['sram_source']}; hyper: {h['sram_source']}, with the "
+                 f"{h['kernel_cache_bytes']:,} bytes of generated kernels cached in {summary['mode']} mode)")
     return "\n".join(lines)

@@ -291,6 +291,8 @@ def test_runner_refuses_non_int8_examples(tmp_path) -> None:
                            f"--output={tmp_path / 'y.npy'}"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "examples of 3 bytes, the model takes 256" in proc.stderr
+    with pytest.raises(ValueError, match="x.npy: examples of 3 bytes, the model takes 256$"):
+        run.run(path, np.zeros((2, 3), np.int8))
 
 
 # --- the CLI ------------------------------------------------------------------------------------

@@ -89,6 +89,10 @@ def run_host(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = F
         if proc.returncode == 3:
             info = json.loads(proc.stdout.strip().splitlines()[-1])
             raise ModelError(str(model), info["status"], info["phase"], info["failed_tensor"])
+        if proc.returncode == 2:  # the runner's usage errors: examples that do not fit the model, unreadable files
+            prefix = "htpw_host_runner: error: "
+            message = next(ln for ln in proc.stderr.splitlines() if ln.startswith(prefix)).removeprefix(prefix)
+            raise ValueError(f"{model}: {message}")
         if proc.returncode != 0:
             raise RuntimeError(f"TFLM host runner exited with status {proc.returncode} on {model}: "
                                f"{proc.stderr.strip()[-2000:]}")

@@ -1,0 +1,473 @@
+"""The frontier: hyper models against what a TFLM user already has, at equal file bytes, over seeds.
+
+Run from the repository root::
+
+    python -m bench.frontier --task=mitdb_aami [--seeds=3] [--epochs=8] [--points=a,b,...]
+    python -m bench.frontier --task=speech_commands --seeds=2 --epochs=6
+    python -m bench.frontier --task=mitdb_aami --quick --out=/tmp/frontier_quick   (what CI runs)
+
+Every point is trained with the main job's functions (``pipeline.fit_model``, the same QAT and
+export), turned into a ``.tflite`` and scored in the TFLM Python interpreter (``pipeline.evaluate_model``;
+a hyper file is expanded on the host). Points: the stored CNN at several widths; hyper models
+(tiled at several code/tile sizes, the paper's dense and factorized heads, distillation on/off);
+and the stored CNN clustered by tfmot to 16 and 8 centroids (one fine-tuning epoch from the trained
+stored model) then LUT-compressed by ``tflite_micro.compression`` (``export.peers.lut_compress``).
+
+Each (point, seed) writes ``OUT/POINT/seedS/result.json`` and is skipped when it exists, so a killed
+run resumes. Without ``--quick`` the script writes the ``frontier_<task>`` section of BENCHMARKS.md
+and ``docs/frontier_<task>.png``; with ``--quick`` both go under ``--out`` (CI must not touch the repo).
+The data split is fixed (``--split_seed``); seeds vary initialization and shuffling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import _frontier_answers as answers_mod
+from bench._report import BENCHMARKS_PATH, machine_line, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+TASKS = ("mitdb_aami", "mitdb_v", "speech_commands")
+KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
+QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
+COMMAND = "python -m bench.frontier"
+_TILED = "tiled"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model of the frontier.
+
+    ``kind`` is "stored" (a folded file), "hyper" (a hyper file) or "lut" (the stored point ``base``
+    clustered to ``clusters`` centroids, LUT-compressed). ``preset``/``side`` pick the backbone as
+    ``pipeline.build_model`` does ("stored" = the preset's stored CNN, "twin" = the hyper backbone
+    with stored PW, "hyper"); ``generator`` overrides the preset's; ``teacher`` names the stored
+    point a hyper model is distilled from.
+    """
+
+    name: str
+    kind: str
+    preset: str = ""
+    side: str = "stored"
+    label: str = ""
+    generator: dict[str, Any] | None = None
+    teacher: str | None = None
+    base: str | None = None
+    clusters: int = 0
+    twin: str | None = None  # the stored point with this point's backbone (for the answers)
+
+
+def _tiled(tile: int, code: int, hidden: int = 32) -> dict[str, Any]:
+    return {"strategy": _TILED, "config": {"tile_size": tile, "code_dim": code, "hidden_dim": hidden}}
+
+
+def _paper(head: str, code: int = 8, hidden: int = 32) -> dict[str, Any]:
+    return {"strategy": "paper", "config": {"head": head, "code_dim": code, "hidden_dim": hidden}}
+
+
+def _ecg_points() -> list[Point]:
+    return [
+        Point("stored_32k", "stored", "32k", "stored", "stored CNN (32k preset)"),
+        Point("stored_64k", "stored", "64k", "stored", "stored CNN (64k preset)"),
+        Point("stored_225k", "stored", "225k", "stored", "stored CNN (225k preset)"),
+        Point("twin_64k", "stored", "64k", "twin", "stored twin of hyper 64k"),
+        Point("twin_large", "stored", "large", "stored", "stored twin of hyper large"),
+        Point("hyper_32k", "hyper", "32k", "hyper", "hyper 32k, tiled t8 z4", twin=None),
+        Point("hyper_64k", "hyper", "64k", "hyper", "hyper 64k, tiled t8 z4", twin="twin_64k"),
+        Point("hyper_64k_kd", "hyper", "64k", "hyper", "hyper 64k, tiled t8 z4, KD from twin_64k",
+              teacher="twin_64k", twin="twin_64k"),
+        Point("hyper_64k_t16z8", "hyper", "64k", "hyper", "hyper 64k, tiled t16 z8", _tiled(16, 8), twin="twin_64k"),
+        Point("hyper_64k_t4z4", "hyper", "64k", "hyper", "hyper 64k, tiled t4 z4", _tiled(4, 4), twin="twin_64k"),
+        Point("hyper_64k_paper_dense", "hyper", "64k", "hyper", "hyper 64k, paper dense head", _paper("dense"),
+              twin="twin_64k"),
+        Point("hyper_64k_paper_fact", "hyper", "64k", "hyper", "hyper 64k, paper factorized head",
+              _paper("factorized"), twin="twin_64k"),
+        Point("hyper_large", "hyper", "large", "hyper", "hyper large, tiled t8 z4", twin="twin_large"),
+        Point("lut16_stored_64k", "lut", label="stored 64k, 16 clusters + LUT4", base="stored_64k", clusters=16),
+        Point("lut8_stored_64k", "lut", label="stored 64k, 8 clusters + LUT3", base="stored_64k", clusters=8),
+        Point("lut16_stored_225k", "lut", label="stored 225k, 16 clusters + LUT4", base="stored_225k", clusters=16),
+        Point("lut16_twin_64k", "lut", label="twin 64k, 16 clusters + LUT4", base="twin_64k", clusters=16),
+    ]
+
+
+def _kws_points() -> list[Point]:
+    return [
+        Point("stored_ds_cnn_s", "stored", "ds_cnn_s", "stored", "DS-CNN S stored"),
+        Point("stored_ds_cnn_m", "stored", "ds_cnn_m", "stored", "DS-CNN M stored"),
+        Point("stored_ds_cnn_l", "stored", "ds_cnn_l", "stored", "DS-CNN L stored"),
+        Point("hyper_ds_cnn_s", "hyper", "ds_cnn_s", "hyper", "DS-CNN S hyper, tiled t8 z4", twin="stored_ds_cnn_s"),
+        Point("hyper_ds_cnn_m", "hyper", "ds_cnn_m", "hyper", "DS-CNN M hyper, tiled t8 z4", twin="stored_ds_cnn_m"),
+        Point("hyper_ds_cnn_m_kd", "hyper", "ds_cnn_m", "hyper", "DS-CNN M hyper, KD from stored M",
+              teacher="stored_ds_cnn_m", twin="stored_ds_cnn_m"),
+        Point("hyper_ds_cnn_l", "hyper", "ds_cnn_l", "hyper", "DS-CNN L hyper, tiled t8 z4", twin="stored_ds_cnn_l"),
+        Point("hyper_ds_cnn_m_paper_fact", "hyper", "ds_cnn_m", "hyper", "DS-CNN M hyper, paper factorized",
+              _paper("factorized"), twin="stored_ds_cnn_m"),
+        Point("lut16_stored_ds_cnn_s", "lut", label="DS-CNN S, 16 clusters + LUT4", base="stored_ds_cnn_s",
+              clusters=16),
+        Point("lut16_stored_ds_cnn_m", "lut", label="DS-CNN M, 16 clusters + LUT4", base="stored_ds_cnn_m",
+              clusters=16),
+        Point("lut8_stored_ds_cnn_m", "lut", label="DS-CNN M, 8 clusters + LUT3", base="stored_ds_cnn_m",
+              clusters=8),
+    ]
+
+
+def all_points(task: str) -> dict[str, Point]:
+    """Every point defined for ``task``, by name."""
+    points = _kws_points() if task == "speech_commands" else _ecg_points()
+    return {p.name: p for p in points}
+
+
+QUICK_POINTS = {
+    "mitdb_aami": ("stored_32k", "hyper_32k", "lut16_stored_32k"),
+    "mitdb_v": ("stored_32k", "hyper_32k", "lut16_stored_32k"),
+    "speech_commands": ("stored_ds_cnn_s", "hyper_ds_cnn_s", "lut16_stored_ds_cnn_s"),
+}
+DEFAULT_POINTS = {
+    "mitdb_aami": ("stored_32k", "stored_64k", "twin_64k", "hyper_32k", "hyper_64k", "hyper_64k_kd",
+                   "hyper_64k_paper_fact", "lut16_stored_64k", "lut8_stored_64k"),
+    "speech_commands": ("stored_ds_cnn_s", "stored_ds_cnn_m", "hyper_ds_cnn_s", "hyper_ds_cnn_m",
+                        "lut16_stored_ds_cnn_s", "lut8_stored_ds_cnn_m"),
+}
+DEFAULT_POINTS["mitdb_v"] = DEFAULT_POINTS["mitdb_aami"]
+
+
+def resolve_points(task: str, names: list[str]) -> list[Point]:
+    """The named points, with every stored point they depend on (bases, teachers) placed before them.
+
+    A clustered point ``lutN_<stored point>`` is made for any stored point on request.
+
+    Raises:
+      ValueError: an unknown name, listing the known ones.
+    """
+    known = all_points(task)
+    chosen: dict[str, Point] = {}
+
+    def add(name: str) -> None:
+        if name in chosen:
+            return
+        point = known.get(name)
+        if point is None and name.startswith("lut") and "_" in name:
+            clusters, base = name[3:].split("_", 1)
+            if clusters.isdigit() and base in known and known[base].kind == "stored":
+                point = Point(name, "lut", label=f"{base}, {clusters} clusters + LUT", base=base,
+                              clusters=int(clusters))
+        if point is None:
+            raise ValueError(f"frontier: unknown point {name!r} for --task={task}; known: {sorted(known)}")
+        for need in (point.base, point.teacher):
+            if need:
+                add(need)
+        chosen[name] = point
+
+    for name in names:
+        add(name)
+    return list(chosen.values())
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def load_data(task: str, data_dir: Path, split_seed: int, quick: bool, records: list[str] | None) -> tuple[Any, Any]:
+    """The task's datasets on the shared copy: patient-wise DS1 for MIT-BIH, a speaker split for KWS."""
+    from hyper_tinypw_tf import data
+
+    kwargs: dict[str, Any] = {}
+    if task == "speech_commands":
+        kwargs["split"] = KWS_SPLIT
+        if quick:
+            data_dir = _kws_subset(data_dir, 8)
+    else:
+        kwargs.update(protocol="patient_wise", quiet=True)
+        if records or quick:
+            kwargs["records"] = list(records or QUICK_RECORDS)
+    return data.load(task, data_dir, batch_size=64, seed=split_seed, **kwargs)
+
+
+def _kws_subset(data_dir: Path, per_word: int) -> Path:
+    """A folder of symlinks to ``per_word`` clips per word (and the noise files): the quick run's few clips.
+
+    Links, not copies, in a temporary folder: the shared copy is read in place.
+    """
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="frontier_kws_"))
+    for word in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+        (out / word.name).mkdir()
+        files = sorted(word.glob("*.wav"))
+        for wav in files if word.name.startswith("_") else files[:per_word]:
+            (out / word.name / wav.name).symlink_to(wav)
+    return out
+
+
+# --- one point, one seed ------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What every point of a run shares: data, schedule, the output folder."""
+
+    task: str
+    datasets: dict[str, Any]
+    info: Any
+    out: Path
+    epochs: int
+    qat_epochs: int
+    n_boot: int
+    metrics: tuple[str, ...]
+    log: Any = print
+
+
+def _config(ctx: Context, seed: int, distill: bool = False) -> Any:
+    from hyper_tinypw_tf import pipeline
+
+    return pipeline.RunConfig(epochs=ctx.epochs, qat_epochs=ctx.qat_epochs, seed=seed, distill=distill,
+                              patience=max(3, ctx.epochs))
+
+
+def _build(point: Point, ctx: Context) -> Any:
+    """A new float model for ``point`` with input normalization fitted on the train split."""
+    from hyper_tinypw_tf import models, pipeline
+
+    if point.generator is None:
+        return pipeline.build_model(point.preset, ctx.info, (x for x, _ in ctx.datasets["train"]), point.side)
+    model = models.for_task(point.preset, ctx.info.task, ctx.info.input_shape, ctx.info.num_classes, pw=point.side,
+                            generator=point.generator)
+    models.fit_input_normalization(model, (x for x, _ in ctx.datasets["train"]))
+    return model
+
+
+def _calibration(ctx: Context, n: int = 256) -> np.ndarray:
+    from hyper_tinypw_tf import pipeline
+
+    x, _ = pipeline.inputs_and_labels(ctx.datasets["train"].take(max(1, n // 64)))
+    return x[:n]
+
+
+def _train_float(point: Point, seed: int, ctx: Context) -> Path:
+    """Train (or reuse) the float model of a stored or hyper point; returns its .keras path."""
+    from hyper_tinypw_tf import pipeline, training
+
+    path = ctx.out / point.name / f"seed{seed}" / "model.keras"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    training.set_seed(seed)
+    model = _build(point, ctx)
+    teacher = None
+    if point.teacher:
+        teacher = pipeline.load_model(_train_float(_teacher_point(point, ctx), seed, ctx))
+    config = _config(ctx, seed, distill=teacher is not None)
+    pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate, None, teacher)
+    tmp = path.with_name(".model.partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _teacher_point(point: Point, ctx: Context) -> Point:
+    return all_points(ctx.task)[point.teacher]  # type: ignore[index]
+
+
+def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
+    """The point's .tflite (written once) and the Keras model whose bill it carries."""
+    from export import api, convert, peers
+    from hyper_tinypw_tf import clustering, pipeline, quantization, training
+
+    folder = ctx.out / point.name / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / "model.tflite"
+    if point.kind == "lut":
+        base = points[point.base]  # type: ignore[index]
+        float_model = pipeline.load_model(_train_float(base, seed, ctx))
+        if not output.exists():
+            training.set_seed(seed)
+            wrapped = clustering.cluster_pointwise(float_model, point.clusters)
+            config = _config(ctx, seed)
+            pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10, None)
+            folded = convert.convert_model(clustering.strip(wrapped), representative_data=_calibration(ctx))
+            api.write_atomic(output, peers.lut_compress(folded, peers.bits_for_clusters(point.clusters)))
+        return output, float_model
+    float_model = pipeline.load_model(_train_float(point, seed, ctx))
+    if not output.exists():
+        training.set_seed(seed)
+        qat = quantization.quantize_model(float_model)
+        if ctx.qat_epochs > 0:
+            teacher = None
+            if point.teacher:
+                teacher = pipeline.load_model(_train_float(_teacher_point(point, ctx), seed, ctx))
+            config = _config(ctx, seed, distill=teacher is not None)
+            pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10, None,
+                               teacher)
+        fmt = "hyper" if point.kind == "hyper" else "folded"
+        # Stored files get the hyper files' zero-point layout, so a byte difference is the method's.
+        api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == "folded"))
+    return output, float_model
+
+
+def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
+    """Train, export and score one point at one seed; cached in ``result.json``."""
+    from hyper_tinypw_tf import accounting, pipeline
+
+    result_path = ctx.out / point.name / f"seed{seed}" / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    start = time.monotonic()
+    model_file, float_model = _model_file(point, seed, ctx, points)
+    data = model_file.read_bytes()
+    report = pipeline.evaluate_model(model_file, lambda: (ctx.datasets, ctx.info), "test", ctx.n_boot, seed)
+    runnable, expanded = pipeline.tflm_runnable(data)
+    arena = pipeline.tflm_arena_bytes(runnable)
+    bill = accounting.runtime_bill(float_model)
+    result = {
+        "point": point.name, "kind": point.kind, "label": point.label, "twin": point.twin, "seed": seed,
+        "file": str(model_file), "file_bytes": len(data),
+        # Boot/lazy: the arena plus every generated kernel cached; stream: plus the largest kernel's buffer.
+        "tflm_arena_bytes": arena,
+        "sram_boot_bytes": arena + (bill.cached_kernel_bytes if expanded else 0),
+        "sram_stream_bytes": arena + (bill.stream_kernel_bytes if expanded else 0),
+        "macs": bill.inference_macs, "synthesis_macs": bill.synthesis_macs,
+        "metrics": {m: report["metrics"].get(m) for m in ctx.metrics},
+        "ci": {m: report["ci"].get(m) for m in ctx.metrics},
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    from export import api
+
+    api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+    ctx.log(f"{point.name} seed {seed}: {len(data):,} B, "
+            + ", ".join(f"{m}={result['metrics'][m]:.3f}" for m in ctx.metrics if result["metrics"][m] is not None)
+            + f" ({result['seconds']:.0f} s)")
+    return result
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def plot(rows: list[dict[str, Any]], metric: str, path: Path, title: str) -> None:
+    """Metric (mean ± sd over seeds) against file bytes, log x, one marker per kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    style = {"stored": ("o", "tab:blue", "stored CNN"), "hyper": ("^", "tab:red", "hyper"),
+             "lut": ("s", "tab:green", "clustered + TFLM LUT")}
+    for kind, (marker, color, label) in style.items():
+        pts = [r for r in rows if r["kind"] == kind and r[metric]["mean"] is not None]
+        if not pts:
+            continue
+        ax.errorbar([r["file_bytes"] for r in pts], [r[metric]["mean"] for r in pts],
+                    yerr=[r[metric]["sd"] or 0.0 for r in pts], fmt=marker, color=color, label=label, capsize=3)
+        for r in pts:
+            ax.annotate(r["point"], (r["file_bytes"], r[metric]["mean"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+    for budget in answers_mod.BUDGETS:
+        ax.axvline(budget, color="grey", lw=0.5, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("file bytes (.tflite, log scale)")
+    ax.set_ylabel(f"{metric} (TFLM, test; mean ± sd over seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args: argparse.Namespace,
+            metrics: tuple[str, ...], wall: float, info: Any, plot_path: Path, bench_path: Path, note: str) -> str:
+    """The BENCHMARKS.md section: command, setting, table, answers, the plot."""
+    clips = {s: int(sum(c.values())) for s, c in info.counts.items()}
+    records = info.notes.get("records")
+    lines = [
+        f"## Frontier: {task}", "",
+        f"Command: `{' '.join(['python -m bench.frontier', *sys.argv[1:]])}`  ",
+        f"Machine: {machine_line()} (shared with other jobs while it ran); wall time {wall / 60:.1f} min.  ",
+        f"Setting: {args.epochs} epoch(s) + {args.qat_epochs} QAT epoch(s) per model (clustered points: 1 "
+        f"clustering fine-tune epoch from the trained stored model, then post-training INT8 and LUT), seeds "
+        f"{args.seeds}, data split seed {args.split_seed}; examples per split {clips}"
+        + (f"; records {records}" if records else "") + ".  ",
+        "Every metric is measured on the exported `.tflite` in the TFLM Python interpreter (hyper files expanded "
+        "on the host). SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
+        "generated kernel's buffer. CI columns: 95% t-interval of the mean over seeds (needs ≥ 2 seeds), and the "
+        "first seed's clustered bootstrap CI over records/speakers.",
+    ]
+    if note:
+        lines += ["", note]
+    lines += ["", answers_mod.markdown_table(rows, metrics), "", "Answers (computed by "
+              "`bench._frontier_answers.answers` from the rows above, metric " + metrics[0] + "):", ""]
+    lines += [f"- {text}" for text in answers_mod.answer_lines(result)]
+    lines += ["", f"![{task} frontier]({os.path.relpath(plot_path, bench_path.parent)})"]
+    return "\n".join(lines)
+
+
+def metrics_for(task: str) -> tuple[str, ...]:
+    return ("macro_f1", "accuracy") if task == "speech_commands" else ("macro_f1", "balanced_accuracy")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=TASKS, default="mitdb_aami")
+    parser.add_argument("--data_dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default /tmp/frontier_<task>)")
+    parser.add_argument("--points", default="", help="comma-separated point names (default: the task's set)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--qat_epochs", type=int, default=1)
+    parser.add_argument("--split_seed", type=int, default=0)
+    parser.add_argument("--records", default="", help="MIT-BIH: comma-separated records of the patient-wise pool")
+    parser.add_argument("--n_boot", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="3 records or 8 clips per word, 1 epoch, 1 seed, 3 points")
+    parser.add_argument("--note", default="", help="a sentence to print in the section (e.g. what was not run)")
+    parser.add_argument("--list", action="store_true", help="print the task's points and exit")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs, args.qat_epochs, args.n_boot = 1, 1, 0, 50
+        args.points = args.points or ",".join(QUICK_POINTS[args.task])
+    args.points = args.points or ",".join(DEFAULT_POINTS[args.task])
+    args.data_dir = args.data_dir or DATA / ("speech_commands" if args.task == "speech_commands" else "mitdb")
+    args.out = args.out or Path("/tmp") / f"frontier_{args.task}{'_quick' if args.quick else ''}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the points over seeds, aggregate, answer, write the section, the plot and ``frontier.json``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse(argv)
+    start = time.monotonic()
+    points = resolve_points(args.task, [p for p in args.points.split(",") if p])
+    by_name = {p.name: p for p in points}
+    datasets, info = load_data(args.task, args.data_dir, args.split_seed, args.quick,
+                               [r for r in args.records.split(",") if r] or None)
+    metrics = metrics_for(args.task)
+    ctx = Context(args.task, datasets, info, args.out, args.epochs, args.qat_epochs, args.n_boot, metrics,
+                  log=lambda s: print(s, flush=True))
+    runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
+    rows = answers_mod.aggregate(runs, metrics)
+    result = answers_mod.answers(rows, metrics[0])
+    wall = time.monotonic() - start
+    plot_path = (args.out if args.quick else ROOT / "docs") / f"frontier_{args.task}.png"
+    bench_path = args.out / "BENCHMARKS.md" if args.quick else BENCHMARKS_PATH
+    title = f"{args.task}: {metrics[0]} vs file bytes ({args.seeds} seed(s), {args.epochs} epoch(s))"
+    plot(rows, metrics[0], plot_path, title)
+    body = section(args.task, rows, result, args, metrics, wall, info, plot_path, bench_path, args.note)
+    write_section(f"frontier_{args.task}", body, bench_path)
+    summary = {"task": args.task, "wall_seconds": round(wall, 1), "rows": rows, "answers": result,
+               "runs": runs, "plot": str(plot_path), "benchmarks": str(bench_path)}
+    (args.out / "frontier.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print("\n".join(answers_mod.answer_lines(result)))
+    print(f"wall time {wall / 60:.1f} min; section frontier_{args.task} -> {bench_path}; plot -> {plot_path}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
