@@ -159,8 +159,8 @@ def _fmt(stats: dict[str, Any]) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
     """The points as a Markdown table, smallest file first."""
     head = ["point", "kind", "file bytes", "SRAM boot", "SRAM stream", "MACs/inference", "synthesis MACs", "seeds",
-            *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics), f"{metrics[0]} bootstrap CI (seed {{s}})"]
-    lines = ["| " + " | ".join(head).replace("{s}", "1st") + " |", "|" + "---|" * len(head)]
+            *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics), f"{metrics[0]} bootstrap CI (first seed)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         boot = r[f"{metrics[0]}_boot_ci"]
         boot_text = "n/a" if not boot or None in boot else f"[{boot[0]:.3f}, {boot[1]:.3f}]"

@@ -279,7 +279,7 @@ def _teacher_point(point: Point, ctx: Context) -> Point:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from export import api, convert, peers
+    from export import api, convert, peers, slim
     from hyper_tinypw_tf import clustering, pipeline, quantization, training
 
     folder = ctx.out / point.name / f"seed{seed}"
@@ -294,7 +294,9 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
             config = _config(ctx, seed)
             pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10, None)
             folded = convert.convert_model(clustering.strip(wrapped), representative_data=_calibration(ctx))
-            api.write_atomic(output, peers.lut_compress(folded, peers.bits_for_clusters(point.clusters)))
+            compressed = peers.lut_compress(folded, peers.bits_for_clusters(point.clusters))
+            # The same zero-point slimming as the stored and hyper files (TFLM runs it unchanged).
+            api.write_atomic(output, slim.slim_zero_points_bytes(compressed))
         return output, float_model
     float_model = pipeline.load_model(_train_float(point, seed, ctx))
     if not output.exists():
@@ -390,8 +392,11 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
     records = info.notes.get("records")
     lines = [
         f"## Frontier: {task}", "",
-        f"Command: `{' '.join(['python -m bench.frontier', *sys.argv[1:]])}`  ",
-        f"Machine: {machine_line()} (shared with other jobs while it ran); wall time {wall / 60:.1f} min.  ",
+        f"Command: `{' '.join([COMMAND, *(a for a in sys.argv[1:] if a != '--collect')])}`"
+        + (" (this section re-collected from its cached results with `--collect`)" if args.collect else "") + "  ",
+        f"Machine: {machine_line()} (shared with other jobs while it ran); "
+        + (f"time {wall / 60:.1f} min, the sum of the points' own times (train, export, TFLM evaluation)  "
+           if args.collect else f"wall time {wall / 60:.1f} min.  "),
         f"Setting: {args.epochs} epoch(s) + {args.qat_epochs} QAT epoch(s) per model (clustered points: 1 "
         f"clustering fine-tune epoch from the trained stored model, then post-training INT8 and LUT), seeds "
         f"{args.seeds}, data split seed {args.split_seed}; examples per split {clips}"
@@ -428,7 +433,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n_boot", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="3 records or 8 clips per word, 1 epoch, 1 seed, 3 points")
     parser.add_argument("--note", default="", help="a sentence to print in the section (e.g. what was not run)")
-    parser.add_argument("--list", action="store_true", help="print the task's points and exit")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: report the (point, seed) results already in --out (a cut-short run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.qat_epochs, args.n_boot = 1, 1, 0, 50
@@ -451,10 +457,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics = metrics_for(args.task)
     ctx = Context(args.task, datasets, info, args.out, args.epochs, args.qat_epochs, args.n_boot, metrics,
                   log=lambda s: print(s, flush=True))
-    runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
+    if args.collect:
+        found = (ctx.out / p.name / f"seed{seed}" / "result.json" for seed in range(args.seeds) for p in points)
+        runs = [json.loads(path.read_text()) for path in found if path.exists()]
+        if not runs:
+            raise SystemExit(f"frontier: --collect found no result.json under {ctx.out}")
+    else:
+        runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
     rows = answers_mod.aggregate(runs, metrics)
     result = answers_mod.answers(rows, metrics[0])
-    wall = time.monotonic() - start
+    wall = sum(float(r["seconds"]) for r in runs) if args.collect else time.monotonic() - start
     plot_path = (args.out if args.quick else ROOT / "docs") / f"frontier_{args.task}.png"
     bench_path = args.out / "BENCHMARKS.md" if args.quick else BENCHMARKS_PATH
     title = f"{args.task}: {metrics[0]} vs file bytes ({args.seeds} seed(s), {args.epochs} epoch(s))"

@@ -1,0 +1,90 @@
+"""bench/frontier.py: the quick run on real MIT-BIH records, and the answers to the issue's questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import _frontier_answers as fa
+from bench import frontier
+
+MITDB = Path(frontier.DATA) / "mitdb"
+
+
+def _row(point: str, kind: str, file_bytes: int, f1s: list[float]) -> dict:
+    return {"point": point, "kind": kind, "file_bytes": file_bytes, "macro_f1": fa.seed_stats(f1s)}
+
+
+@pytest.mark.skipif(not (MITDB / "101.hea").exists(), reason="the shared MIT-BIH copy is not here")
+def test_quick_run_writes_every_point_with_true_file_bytes(tmp_path):
+    summary = frontier.main(["--task=mitdb_aami", "--quick", f"--out={tmp_path}"])
+    expected = set(frontier.QUICK_POINTS["mitdb_aami"])
+    on_disk = json.loads((tmp_path / "frontier.json").read_text())
+    assert {r["point"] for r in on_disk["rows"]} == expected
+    assert {r["kind"] for r in on_disk["rows"]} == {"stored", "hyper", "lut"}
+    for run in on_disk["runs"]:
+        assert run["file_bytes"] == Path(run["file"]).stat().st_size, run["point"]
+        assert run["sram_boot_bytes"] >= run["tflm_arena_bytes"] > 0
+        assert 0.0 <= run["metrics"]["macro_f1"] <= 1.0
+    hyper = next(r for r in on_disk["runs"] if r["kind"] == "hyper")
+    assert hyper["synthesis_macs"] > 0 and hyper["sram_boot_bytes"] > hyper["sram_stream_bytes"]
+    stored = next(r for r in on_disk["runs"] if r["kind"] == "stored")
+    assert stored["synthesis_macs"] == 0 and stored["sram_boot_bytes"] == stored["tflm_arena_bytes"]
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "<!-- begin frontier_mitdb_aami -->" in text
+    for row in summary["rows"]:
+        assert f"| {row['point']} | {row['kind']} | {row['file_bytes']:,} |" in text
+    assert (tmp_path / "frontier_mitdb_aami.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "(c) lut16_stored_32k" in text
+
+
+def test_unknown_point_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown point 'stored_7k' for --task=mitdb_aami"):
+        frontier.resolve_points("mitdb_aami", ["stored_7k"])
+
+
+def test_points_come_after_what_they_need():
+    names = [p.name for p in frontier.resolve_points("mitdb_aami", ["lut8_stored_225k", "hyper_64k_kd"])]
+    assert names == ["stored_225k", "lut8_stored_225k", "twin_64k", "hyper_64k_kd"]
+
+
+def test_seed_stats_mean_sd_and_t_interval():
+    stats = fa.seed_stats([0.5, 0.7])
+    assert stats["mean"] == pytest.approx(0.6) and stats["sd"] == pytest.approx(0.1414214, rel=1e-6)
+    assert stats["ci"] == pytest.approx([0.6 - 12.706 * 0.1, 0.6 + 12.706 * 0.1])
+    assert fa.seed_stats([0.4])["ci"] is None
+
+
+def test_answers_with_gaps():
+    rows = [
+        _row("twin_large", "stored", 400_000, [0.80, 0.82]),
+        _row("hyper_large", "hyper", 100_000, [0.74, 0.76]),
+        _row("stored_32k", "stored", 30_000, [0.70]),
+        _row("hyper_32k", "hyper", 31_000, [0.65]),
+        _row("lut16_stored_64k", "lut", 40_000, [0.72]),
+        _row("hyper_64k", "hyper", 60_000, [0.74]),
+    ]
+    result = fa.answers(rows)
+    assert result["a"]["answer"] is False
+    assert result["a"]["kept"] == pytest.approx(0.75 / 0.81)
+    assert "missed by 2.4 points" in result["a"]["text"]
+    b32, b64, b225 = result["b"]
+    assert (b32["hyper"], b32["stored"], b32["beats_stored"], b32["beats_lut"]) == ("hyper_32k", "stored_32k",
+                                                                                  False, None)
+    assert b32["gap_stored"] == pytest.approx(-0.05)
+    assert (b64["hyper"], b64["beats_stored"], b64["beats_lut"]) == ("hyper_64k", True, True)
+    assert b64["gap_lut"] == pytest.approx(0.02)
+    assert b225["hyper"] == "hyper_large"
+    (c,) = result["c"]
+    assert (c["hyper"], c["ratio"]) == ("hyper_64k", pytest.approx(40_000 / 60_000))
+    assert "LARGER" in c["text"]
+
+
+def test_answers_say_what_was_not_measured():
+    result = fa.answers([_row("lut8_stored_64k", "lut", 30_000, [0.9]), _row("hyper_64k", "hyper", 50_000, [0.8])])
+    assert result["a"]["text"] == "(a) not measured: this run has no hyper_large and no twin_large point"
+    assert result["c"][0]["ratio"] is None
+    assert "no hyper point reaches" in result["c"][0]["text"] and "(-0.100)" in result["c"][0]["text"]
+    assert "no hyper point within 32,000 B" in result["b"][0]["text"]
