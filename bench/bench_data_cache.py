@@ -10,19 +10,18 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 from bench._report import machine_line, write_section
-from hyper_tinypw_tf.data import load_arrays
+from hyper_tinypw_tf.data import LoadOptions, default_data_dir, load_arrays
 
-MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+MITDB = default_data_dir("mitdb")
 COMMAND = "python -m bench.bench_data_cache"
 WARM_RUNS = 5
 
 
 def _timed(cache_dir: str) -> tuple[float, int]:
     t0 = time.perf_counter()
-    arrays, _ = load_arrays("mitdb_aami", MITDB, cache_dir=cache_dir, quiet=True)
+    arrays, _ = load_arrays("mitdb_aami", MITDB, LoadOptions(cache_dir=cache_dir))
     return time.perf_counter() - t0, sum(len(a.y) for a in arrays.values())
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from bench._report import machine_line, write_section
 from hyper_tinypw_tf import data, models, quantization, training
 
-SC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands"
+SC = data.default_data_dir("speech_commands")
 COMMAND = "python -m bench.bench_kws_learns"
 
 

@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from bench._report import machine_line, write_section
 from hyper_tinypw_tf import data, evaluation, models, training
 
-MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+MITDB = data.default_data_dir("mitdb")
 COMMAND = "python -m bench.bench_rr_features"
 
 
@@ -31,7 +30,7 @@ def run(rr: bool, seed: int, preset: str, epochs: int) -> dict[str, Any]:
     """Train one model and score its validation and test records (Keras, float)."""
     training.set_seed(seed)
     datasets, info = data.load(
-        "mitdb_aami", MITDB, batch_size=128, seed=seed, shuffle_train=True, rr_features=rr, quiet=True
+        "mitdb_aami", MITDB, batch_size=128, seed=seed, shuffle_train=True, rr_features=rr
     )
     model = models.for_task(preset, info.task, info.input_shape, info.num_classes, pw="hyper")
     labels = {s: np.concatenate([y.numpy() for _, y in datasets[s]]) for s in ("train", "val", "test")}

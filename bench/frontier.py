@@ -34,9 +34,10 @@ import numpy as np
 
 from bench import _frontier_answers as answers_mod
 from bench._report import BENCHMARKS_PATH, machine_line, write_section
+from hyper_tinypw_tf.data.options import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = default_data_dir()
 TASKS = ("mitdb_aami", "mitdb_v", "speech_commands")
 KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
 QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
@@ -186,7 +187,7 @@ def load_data(task: str, data_dir: Path, split_seed: int, quick: bool, records: 
         if quick:
             data_dir = _kws_subset(data_dir, 8)
     else:
-        kwargs.update(protocol="patient_wise", quiet=True)
+        kwargs.update(protocol="patient_wise")
         if records or quick:
             kwargs["records"] = list(records or QUICK_RECORDS)
     return data.load(task, data_dir, batch_size=64, seed=split_seed, **kwargs)

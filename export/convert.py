@@ -21,25 +21,16 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 
 from export import _flatbuffer as fb
 from export import slim
-from hyper_tinypw_tf import accounting, encode, synthesis
+from hyper_tinypw_tf import encode, inspect, synthesis
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.layers import HyperPWConv2D
 from hyper_tinypw_tf.storage import StoredTensor
 
 log = logging.getLogger("export")
 
-# Layers the exporter knows how to lower (after unwrapping tfmot wrappers).
-SUPPORTED_LAYERS = (
-    *accounting.WEIGHTLESS_LAYERS,
-    HyperPWConv2D,
-    keras.layers.Conv2D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.Dense,
-)
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -53,6 +44,7 @@ class GeneratedLayer:
     layer: encode.EncodedLayer
     shared_tensors: tuple[StoredTensor, ...]  # the generator's, stored once per model
     layer_tensors: tuple[StoredTensor, ...]  # codes, head, requant, signs
+    input_roles: tuple[str, ...]  # the op's inputs in order, as the strategy declares them
     kernel: np.ndarray  # int8 (C_out, C_in), synthesize's output
     scales: np.ndarray  # float32 (C_out,)
     bn_factor: np.ndarray  # signed per-channel gain of the BatchNorm folded in (ones without BN)
@@ -64,35 +56,16 @@ class GeneratedLayer:
         return np.where(self.bn_factor[:, None] == 0, 0.0, folded / safe).astype(np.float32)
 
 
-def _unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-    while isinstance(layer, tfmot.quantization.keras.QuantizeWrapper) or (
-        hasattr(layer, "layer") and isinstance(layer.layer, keras.layers.Layer)
-    ):
-        layer = layer.layer
-    return layer
-
-
-def _is_quantize_input(layer: keras.layers.Layer) -> bool:
-    # tfmot's input quantizer is not exported publicly; recognise it by class and module.
-    cls = type(layer)
-    return cls.__name__ == "QuantizeLayer" and cls.__module__.startswith("tensorflow_model_optimization")
-
-
-def is_qat(model: keras.Model) -> bool:
-    """Whether ``model`` came from tfmot's quantize_apply (it holds quantize wrappers)."""
-    return any(isinstance(layer, tfmot.quantization.keras.QuantizeWrapper) for layer in model.layers)
-
-
 def check_layers(model: keras.Model) -> None:
     """Raise ValueError naming the first layer the exporter cannot lower."""
     for layer in model.layers:
-        if _is_quantize_input(layer):
+        if inspect.is_quantize_input(layer):
             continue
-        inner = _unwrap(layer)
-        if not isinstance(inner, SUPPORTED_LAYERS):
+        inner = inspect.unwrap(layer)
+        if not inspect.is_supported(layer):
             raise ValueError(
                 f"convert: layer {inner.name!r} of type {type(inner).__name__} is not supported; "
-                f"supported layers: {sorted({c.__name__ for c in SUPPORTED_LAYERS})}"
+                f"supported layers: {sorted({c.__name__ for c in inspect.SUPPORTED_LAYERS})}"
             )
         # Layers are matched to the converter's ops in graph order, which is only unambiguous for
         # a chain: refuse branches rather than risk a kernel in the wrong op.
@@ -104,49 +77,35 @@ def check_layers(model: keras.Model) -> None:
             )
 
 
-def _children(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
-    """Unwrapped layer name → the unwrapped layers it feeds."""
-    children: dict[str, list[keras.layers.Layer]] = {}
-    for layer in model.layers:
-        for node in layer.inbound_nodes:
-            parents = node.inbound_layers
-            for parent in parents if isinstance(parents, list) else [parents]:
-                children.setdefault(_unwrap(parent).name, []).append(_unwrap(layer))
-    return children
-
-
-def _channel_factor(layer: HyperPWConv2D, children: dict[str, list[keras.layers.Layer]]) -> np.ndarray | None:
-    """BatchNorm's per-channel gain gamma/sqrt(var+eps) if a BN alone follows a linear hyper layer."""
-    after = children.get(layer.name, [])
-    linear = layer.activation is None or layer.activation is keras.activations.linear
-    if len(after) != 1 or not isinstance(after[0], keras.layers.BatchNormalization) or not linear:
+def _channel_factor(bn: keras.layers.BatchNormalization | None, filters: int) -> np.ndarray | None:
+    """The per-channel gain gamma/sqrt(var+eps) of the BatchNorm folded into a generated layer, if any."""
+    if bn is None:
         return None
-    bn = after[0]
-    gamma = bn.gamma.numpy() if bn.scale else np.ones(layer.filters)
+    gamma = bn.gamma.numpy() if bn.scale else np.ones(filters)
     return np.asarray(gamma, np.float64) / np.sqrt(np.asarray(bn.moving_variance.numpy(), np.float64) + bn.epsilon)
 
 
 def generated_layers(model: keras.Model) -> list[GeneratedLayer]:
     """Encode every HyperPWConv2D of ``model`` (each generator once), in model order."""
-    children = _children(model)
+    folds = inspect.folded_batchnorms(model)
     encoded: dict[int, encode.EncodedGenerator] = {}
     out = []
     for wrapper in model.layers:
-        layer = _unwrap(wrapper)
+        layer = inspect.unwrap(wrapper)
         if not isinstance(layer, HyperPWConv2D):
             continue
         gen = layer.generator
         if id(gen) not in encoded:
             encoded[id(gen)] = encode.encode_generator(gen)
         enc = encoded[id(gen)]
-        factor = _channel_factor(layer, children)
+        factor = _channel_factor(folds.get(layer.name), layer.filters)
         enc_layer = encode.encode_layer(layer, enc, channel_factor=factor)
         kernel, scales = encode.synthesize(enc, enc_layer)
         out.append(
             GeneratedLayer(
                 layer.name, gen.shared_name, enc, enc_layer, tuple(gen.shared_tensors()),
-                tuple(gen.layer_tensors(layer.name, layer.in_channels, layer.filters)), kernel, scales,
-                np.ones(layer.filters) if factor is None else factor,
+                tuple(gen.layer_tensors(layer.name, layer.in_channels, layer.filters)), gen.input_roles(),
+                kernel, scales, np.ones(layer.filters) if factor is None else factor,
             )
         )
     return out
@@ -156,7 +115,7 @@ def _weight_layers(model: keras.Model) -> list[tuple[str, list[int]]]:
     """Weight layers in graph order with the filter shape TFLite gives them."""
     out = []
     for layer in model.layers:
-        inner = _unwrap(layer)
+        inner = inspect.unwrap(layer)
         if isinstance(inner, HyperPWConv2D):
             out.append((inner.name, [inner.filters, 1, 1, inner.in_channels]))
         elif isinstance(inner, keras.layers.DepthwiseConv2D):
@@ -259,7 +218,7 @@ def _validate_options(model: Any, representative_data: Any) -> bool:
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(f"convert: model must be a built tf_keras Model, received model={model!r}")
     check_layers(model)
-    qat = is_qat(model)
+    qat = inspect.is_qat(model)
     if not qat and representative_data is None:
         raise ValueError(
             f"convert: model {model.name!r} is a float model, and full-integer conversion needs calibration: "
@@ -299,7 +258,8 @@ def convert_model(model: keras.Model, *, representative_data: Any = None) -> byt
     """
     qat = _validate_options(model, representative_data)
     generated = generated_layers(model)
-    hyper = {_unwrap(layer).name: _unwrap(layer) for layer in model.layers if isinstance(_unwrap(layer), HyperPWConv2D)}
+    inner = [inspect.unwrap(layer) for layer in model.layers]
+    hyper = {layer.name: layer for layer in inner if isinstance(layer, HyperPWConv2D)}
     try:
         # Each generated kernel enters the graph as a constant: the converter then folds BatchNorm
         # into it as into any Conv2D (it does not constant-fold a large generator graph by itself),

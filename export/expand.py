@@ -18,7 +18,7 @@ import numpy as np
 from export import _flatbuffer as fb
 from export import format as fmt
 from export import slim
-from hyper_tinypw_tf import encode, synthesis
+from hyper_tinypw_tf import encode, generators, synthesis
 
 schema = fb.schema
 
@@ -155,13 +155,12 @@ def synthesize_op(model_t: schema.ModelT, op: schema.OperatorT, label: str) -> t
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from error
     v = _op_inputs(model_t, op, opts, label)
-    strategy = {fmt.TILED: "tiled", fmt.PAPER_DENSE: "paper", fmt.PAPER_FACTORIZED: "paper"}[opts.strategy]
-    head = "" if strategy == "tiled" else opts.strategy.removeprefix("paper_")
-    extra = v.get(fmt.ROLE_W2, v.get(fmt.ROLE_B_SHARED))
+    strategy = generators.for_format(opts.strategy)
     # Scales play no part in the integer kernel; only ``accumulators`` and ``finish_kernel`` run.
     gen = encode.EncodedGenerator(
-        strategy, v[fmt.ROLE_W1], v[fmt.ROLE_B1], extra, 1.0, 1.0, 1.0, opts.code_bits, opts.weight_bits,
-        opts.tile_size, head,
+        strategy.strategy, v[fmt.ROLE_W1], v[fmt.ROLE_B1], v.get(fmt.ROLE_W2, v.get(fmt.ROLE_B_SHARED)), 1.0, 1.0,
+        1.0, opts.code_bits, opts.weight_bits, opts.tile_size, format_name=opts.strategy,
+        **strategy.format_fields(opts.strategy),
     )
     requant = synthesis.Requant(*(int(x) for x in v[fmt.ROLE_REQUANT]))
     layer = encode.EncodedLayer(

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 from flatbuffers import flexbuffers
 
+from hyper_tinypw_tf import synthesis
+
 CUSTOM_OP_NAME = "HyperTinyPW"
 FORMAT_VERSION = 2  # 2: the "crc32" option and the file's "hyper_tinypw_crc32" metadata (docs/format.md §7)
 
@@ -69,7 +71,7 @@ INPUT_ROLES = {
 # Inputs shared by every layer of one generator (stored once in the file).
 SHARED_ROLES = (ROLE_W1, ROLE_B1, ROLE_W2, ROLE_B_SHARED)
 MAX_DIM = 65535
-MAX_TILE_SIZE = 255  # docs/synthesis.md §5; HTPW_MAX_TILE_SIZE in the C core
+MAX_TILE_SIZE = synthesis.MAX_TILE_SIZE  # docs/synthesis.md §5; a tiled generator checks it at construction
 
 
 @dataclass(frozen=True)

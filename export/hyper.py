@@ -4,9 +4,9 @@ The rewrite only appends: new constant tensors (codes, heads, requant, signs, an
 generator tensor once), their buffers, one operator code, and one custom op inserted before the
 CONV_2D that consumes the filter, plus the file's CRC-32 as a metadata entry written last (``seal``).
 The filter tensor keeps its index, shape and per-channel quantization; only its buffer is emptied.
-``expand`` undoes exactly this, so expanding a hyper file gives back the folded file. Tensor names are
-the stored-tensor names the strategies declare (``hyper_tinypw_tf.storage.StoredTensor``), and each
-buffer's size is checked against its record.
+``expand`` undoes exactly this, so expanding a hyper file gives back the folded file. Tensor names,
+roles and the input order are the ones the strategies declare (``hyper_tinypw_tf.storage.StoredTensor``,
+``HyperGenerator.input_roles``), and each buffer's size is checked against its record.
 """
 
 from __future__ import annotations
@@ -27,20 +27,8 @@ schema = fb.schema
 
 
 def strategy_of(gen: GeneratedLayer) -> str:
-    """The format's strategy name for an encoded generator."""
-    if gen.generator.strategy == "tiled":
-        return fmt.TILED
-    return fmt.PAPER_DENSE if gen.generator.head == "dense" else fmt.PAPER_FACTORIZED
-
-
-def role_of_name(name: str) -> str:
-    """The input role of a stored tensor, from its name (a paper layer's single "code" is its codes)."""
-    suffix = name.rsplit("/", 1)[-1]
-    return fmt.ROLE_CODES if suffix == "code" else suffix
-
-
-def _role(record: StoredTensor) -> str:
-    return role_of_name(record.name)
+    """The format's strategy name (the op variant) of an encoded generator, as its strategy declares it."""
+    return gen.generator.format_name
 
 
 def _stored_values(gen: GeneratedLayer, role: str) -> tuple[np.ndarray, int]:
@@ -80,7 +68,7 @@ def _payload(values: np.ndarray, role: str, bits: int) -> tuple[bytes, list[int]
 
 
 def _add_tensor(model_t: schema.ModelT, record: StoredTensor, gen: GeneratedLayer) -> int:
-    role = _role(record)
+    role = record.role
     values, bits = _stored_values(gen, role)
     raw, shape = _payload(values, role, bits)
     if len(raw) != record.nbytes:
@@ -253,9 +241,9 @@ def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MOD
                 f"to_hyper: tensor {kernel_name!r} of the folded model is not the synthesized kernel of layer "
                 f"{gen.name!r}; export the folded model from this model"
             )
-        records = {_role(r): r for r in (*gen.shared_tensors, *gen.layer_tensors)}
+        records = {r.role: r for r in (*gen.shared_tensors, *gen.layer_tensors)}
         inputs = []
-        for role in fmt.INPUT_ROLES[strategy_of(gen)]:
+        for role in gen.input_roles:
             record = records[role]
             if role in fmt.SHARED_ROLES:
                 if record.name not in shared:

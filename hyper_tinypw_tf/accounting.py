@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.inspect import WEIGHTLESS_LAYERS, is_quantize_input, unwrap
 from hyper_tinypw_tf.layers import HyperPWConv2D
 from hyper_tinypw_tf.storage import (
     CLASSIFIER,
@@ -27,37 +28,6 @@ from hyper_tinypw_tf.storage import (
 )
 
 WEIGHT_BITS = 8
-
-# Layers that store nothing in flash once exported (BatchNorm folds into the conv before it).
-WEIGHTLESS_LAYERS = (
-    keras.layers.InputLayer,
-    keras.layers.BatchNormalization,
-    keras.layers.ReLU,
-    keras.layers.Activation,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.MaxPooling2D,
-    keras.layers.Flatten,
-    keras.layers.Reshape,
-    keras.layers.Dropout,
-    keras.layers.Softmax,
-    keras.layers.Add,
-)
-
-
-def _unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """The user's layer inside a tfmot wrapper (QuantizeWrapper / QuantizeAnnotate)."""
-    while hasattr(layer, "layer") and isinstance(layer.layer, keras.layers.Layer):
-        layer = layer.layer
-    return layer
-
-
-def _is_quantize_input(layer: keras.layers.Layer) -> bool:
-    # tfmot does not export its QuantizeLayer class; recognise it by name and module.
-    cls = type(layer)
-    return cls.__name__ == "QuantizeLayer" and cls.__module__.startswith("tensorflow_model_optimization")
-
 
 def _conv_tensors(layer: keras.layers.Layer, component: str) -> list[StoredTensor]:
     kernel = layer.depthwise_kernel if component == DEPTHWISE else layer.kernel
@@ -75,7 +45,7 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
     Pass the model's own layer, not the one inside a tfmot wrapper: a wrapped layer loaded from a
     file was never called itself, so only the wrapper knows the input shape.
     """
-    outer, layer = layer, _unwrap(layer)
+    outer, layer = layer, unwrap(layer)
     if isinstance(layer, HyperPWConv2D):
         return [
             *layer.generator.layer_tensors(layer.name, layer.in_channels, layer.filters),
@@ -96,7 +66,7 @@ def layer_tensors(layer: keras.layers.Layer) -> list[StoredTensor]:
         ]
     if isinstance(layer, keras.layers.BatchNormalization):
         return []  # folded into the conv before it
-    if _is_quantize_input(layer):
+    if is_quantize_input(layer):
         return []  # tfmot's input quantizer becomes the int8 input tensor's scale and zero point
     if isinstance(layer, WEIGHTLESS_LAYERS) and not layer.weights:
         return []
@@ -177,7 +147,7 @@ def packed_bytes(model: keras.Model) -> ByteReport:
     shared: dict[int, object] = {}
     replaced = 0
     for layer in model.layers:
-        inner = _unwrap(layer)
+        inner = unwrap(layer)
         tensors += layer_tensors(layer)
         if isinstance(inner, HyperPWConv2D):
             replaced += StoredTensor("kernel", (inner.filters, inner.in_channels), WEIGHT_BITS, STORED_PW).nbytes
@@ -231,7 +201,7 @@ def folded_bytes(model: keras.Model) -> ByteReport:
         raise ValueError(f"folded_bytes: model {model.name!r} is not built; call it on an input or build() it first.")
     tensors: list[StoredTensor] = []
     for layer in model.layers:
-        inner = _unwrap(layer)
+        inner = unwrap(layer)
         if isinstance(inner, HyperPWConv2D):
             shape = (inner.filters, 1, 1, inner.in_channels)
             kernel = StoredTensor(f"{inner.name}/kernel", shape, WEIGHT_BITS, STORED_PW)
@@ -270,7 +240,7 @@ def _macs(outer: keras.layers.Layer) -> int:
 
     Shapes come from ``outer``: a layer inside a tfmot wrapper loaded from a file has none.
     """
-    layer = _unwrap(outer)
+    layer = unwrap(outer)
     if isinstance(layer, HyperPWConv2D):
         return int(np.prod(outer.output_shape[1:3])) * layer.in_channels * layer.filters
     if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -286,7 +256,7 @@ def runtime_bill(model: keras.Model) -> RuntimeBill:
     """Backbone MACs, synthesis MACs and the SRAM that generated kernels take."""
     inference = synthesis = cached = largest = 0
     for layer in model.layers:
-        inner = _unwrap(layer)
+        inner = unwrap(layer)
         inference += _macs(layer)
         if isinstance(inner, HyperPWConv2D):
             synthesis += inner.generator.synthesis_macs(inner.in_channels, inner.filters)

@@ -30,11 +30,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 from absl import app, flags, logging  # noqa: E402
 
 COMMANDS = ("main", "evaluate", "train", "qat", "export", "expand", "report", "tflm", "fit")
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("task", "mitdb_v", ["mitdb_v", "mitdb_aami", "apnea", "ptbxl", "speech_commands"], "Dataset task.")
-flags.DEFINE_string("data_dir", None, "Local dataset folder (default: ../shared/data/<dataset> beside the checkout).")
+flags.DEFINE_string(
+    "data_dir", None,
+    "Local dataset folder (default: $HYPER_TINYPW_DATA/<dataset>, else ../shared/data/<dataset> beside the checkout).",
+)
 flags.DEFINE_string("preset", "64k", "Model preset (see hyper_tinypw_tf.models.PRESETS).")
 flags.DEFINE_enum("pw", "hyper", ["stored", "hyper"], "Stored INT8 or generated PW layers.")
 flags.DEFINE_integer("epochs", 4, "Training epochs (early stopping may end sooner).", lower_bound=1)
@@ -91,7 +93,9 @@ def _data_dir() -> Path:
         return Path(FLAGS.data_dir)
     if FLAGS.task not in _DATASET_DIRS:
         raise app.UsageError(f"--task={FLAGS.task} has no local copy here; pass --data_dir")
-    return DEFAULT_DATA / _DATASET_DIRS[FLAGS.task]
+    from hyper_tinypw_tf.data.options import default_data_dir
+
+    return default_data_dir(_DATASET_DIRS[FLAGS.task])
 
 
 def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
@@ -113,8 +117,11 @@ def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
         if FLAGS.task not in ("mitdb_v", "mitdb_aami"):
             raise ValueError(f"--rr_features applies to mitdb_v and mitdb_aami, received --task={FLAGS.task}")
         extra["rr_features"] = True
+    # Progress bars for a person at a terminal; none in logs and captured output.
+    options = data.LoadOptions(quiet=not sys.stderr.isatty())
     return data.load(
-        FLAGS.task, _data_dir(), batch_size=FLAGS.batch_size, seed=FLAGS.seed, shuffle_train=shuffle_train, **extra
+        FLAGS.task, _data_dir(), options, batch_size=FLAGS.batch_size, seed=FLAGS.seed, shuffle_train=shuffle_train,
+        **extra,
     )
 
 

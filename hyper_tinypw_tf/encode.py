@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hyper_tinypw_tf import synthesis
-from hyper_tinypw_tf.generators import HyperGenerator, PaperGenerator, TiledGenerator
+from hyper_tinypw_tf import generators, synthesis
+from hyper_tinypw_tf.generators import HyperGenerator
 from hyper_tinypw_tf.layers import HyperPWConv2D
 
 
@@ -21,17 +21,18 @@ from hyper_tinypw_tf.layers import HyperPWConv2D
 class EncodedGenerator:
     """A generator's shared tensors as stored: integer values (int4 unpacked) and their scales."""
 
-    strategy: str
+    strategy: str  # ``HyperGenerator.strategy``
     w1: np.ndarray
     b1: np.ndarray
-    extra: np.ndarray | None  # tiled: W2 (d_h, b·b); paper factorized: B (d_h, C_in_max); else None
+    extra: np.ndarray | None  # the strategy's shared matrix beyond W1 (``encode_extra``), or None
     w1_scale: float
     extra_scale: float
     code_scale: float
     code_bits: int
     weight_bits: int
     tile_size: int = 0
-    head: str = ""
+    head: str = ""  # the strategy's head kind, from ``HyperGenerator.format_fields``
+    format_name: str = ""  # the op variant (``HyperGenerator.format_name``)
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,10 @@ def encode_generator(generator: HyperGenerator) -> EncodedGenerator:
     w1, s_w1 = synthesis.quantize_tensor(_np(generator.w1), wb)
     code_scale = generator.code_scale()
     b1 = synthesis.quantize_bias(_np(generator.b1), code_scale * s_w1)
-    extra, s_extra, tile, head = None, 1.0, 0, ""
-    if isinstance(generator, TiledGenerator):
-        extra, s_extra = synthesis.quantize_tensor(_np(generator.w2), wb)
-        tile = generator.tile_size
-    elif isinstance(generator, PaperGenerator):
-        head = generator.head
-        if head == "factorized":
-            extra, s_extra = synthesis.quantize_tensor(_np(generator.b_shared), wb)
-    else:
-        raise ValueError(f"encode_generator: unknown strategy {generator.strategy!r}")
+    extra, s_extra = generator.encode_extra()
     return EncodedGenerator(
-        generator.strategy, w1, b1, extra, s_w1, s_extra, code_scale, generator.code_bits, wb, tile, head
+        generator.strategy, w1, b1, extra, s_w1, s_extra, code_scale, generator.code_bits, wb,
+        generator.tile_option, format_name=generator.format_name, **generator.format_fields(generator.format_name),
     )
 
 
@@ -96,12 +89,7 @@ def encode_layer(
     factor = np.ones(c_out) if channel_factor is None else np.asarray(channel_factor, np.float64)
     if factor.shape != (c_out,):
         raise ValueError(f"encode_layer: channel_factor for {layer.name!r} needs shape ({c_out},), got {factor.shape}")
-    weights = layer.synthesis_weights
-    code_var = weights["codes"] if "codes" in weights else weights["code"]
-    codes, _ = synthesis.quantize_tensor(_np(code_var), enc.code_bits, scale=enc.code_scale)
-    head, head_scale = (None, 1.0)
-    if "head" in weights:
-        head, head_scale = synthesis.quantize_tensor(_np(weights["head"]), enc.weight_bits)
+    codes, head, head_scale = layer.generator.encode_layer_weights(layer.synthesis_weights)
     acc1 = synthesis.dense(codes, enc.w1, enc.b1)
     requant, hidden_scale = _requant_for(acc1, enc)
     return EncodedLayer(
@@ -111,27 +99,13 @@ def encode_layer(
 
 
 def accumulators(enc: EncodedGenerator, layer: EncodedLayer) -> np.ndarray:
-    """The int32 accumulators ``acc[o, i]`` of docs/synthesis.md §3 for one layer."""
-    if enc.strategy == "tiled":
-        return synthesis.tiled_accumulators(
-            layer.codes, enc.w1, enc.b1, enc.extra, layer.requant, layer.c_out, layer.c_in, enc.tile_size
-        )
-    if enc.head == "dense":
-        return synthesis.paper_dense_accumulators(
-            layer.codes, enc.w1, enc.b1, layer.head, layer.requant, layer.c_out, layer.c_in
-        )
-    return synthesis.paper_factorized_accumulators(
-        layer.codes, enc.w1, enc.b1, layer.head, enc.extra, layer.requant, layer.c_out, layer.c_in
-    )
+    """The int32 accumulators ``acc[o, i]`` of docs/synthesis.md §3 for one layer (the strategy's step)."""
+    return generators.for_format(enc.format_name).accumulators(enc, layer)
 
 
 def accumulator_scale(enc: EncodedGenerator, layer: EncodedLayer) -> float:
-    """Real value of one unit of ``acc`` (§4)."""
-    if enc.strategy == "tiled":
-        return layer.hidden_scale * enc.extra_scale
-    if enc.head == "dense":
-        return layer.hidden_scale * layer.head_scale
-    return layer.head_scale * layer.hidden_scale * enc.extra_scale
+    """Real value of one unit of ``acc`` (§4), as the strategy defines it."""
+    return generators.for_format(enc.format_name).accumulator_scale(enc, layer)
 
 
 def synthesize(enc: EncodedGenerator, layer: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:

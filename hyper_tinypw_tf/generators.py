@@ -164,8 +164,8 @@ class HyperGenerator(keras.layers.Layer):
         """
         wb = self.weight_bits
         return [
-            StoredTensor(f"{self.name}/w1", (self.code_dim, self.hidden_dim), wb, GENERATOR),
-            StoredTensor(f"{self.name}/b1", (self.hidden_dim,), BIAS_BITS, GENERATOR),
+            StoredTensor(f"{self.name}/w1", (self.code_dim, self.hidden_dim), wb, GENERATOR, "w1"),
+            StoredTensor(f"{self.name}/b1", (self.hidden_dim,), BIAS_BITS, GENERATOR, "b1"),
             *self.strategy_shared_tensors(),
         ]
 
@@ -177,8 +177,8 @@ class HyperGenerator(keras.layers.Layer):
         """The stored tensors one layer adds: its codes, heads and synthesis parameters."""
         return [
             *self.strategy_layer_tensors(layer_name, c_in, c_out),
-            StoredTensor(f"{layer_name}/requant", (2,), 32, SYNTHESIS_PARAMS),
-            StoredTensor(f"{layer_name}/signs", (c_out,), 1, SYNTHESIS_PARAMS),
+            StoredTensor(f"{layer_name}/requant", (2,), 32, SYNTHESIS_PARAMS, "requant"),
+            StoredTensor(f"{layer_name}/signs", (c_out,), 1, SYNTHESIS_PARAMS, "signs"),
         ]
 
     def strategy_layer_tensors(self, layer_name: str, c_in: int, c_out: int) -> list[StoredTensor]:
@@ -186,6 +186,52 @@ class HyperGenerator(keras.layers.Layer):
 
     def synthesis_macs(self, c_in: int, c_out: int) -> int:
         """Integer multiply-accumulates to make one ``c_out × c_in`` kernel (docs/synthesis.md §3)."""
+        raise NotImplementedError
+
+    # -- the integer contract (docs/synthesis.md, docs/format.md) -----------------------------
+    # Wire names of this strategy's op variants (format.md's ``strategy`` option) → input order.
+    FORMATS: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def format_name(self) -> str:
+        """The ``strategy`` option of this generator's op in a hyper file."""
+        raise NotImplementedError
+
+    @property
+    def tile_option(self) -> int:
+        """The op's ``tile_size`` option: 0 for strategies without tiles."""
+        return 0
+
+    def input_roles(self) -> tuple[str, ...]:
+        """The roles of the op's inputs, in the order the op takes them."""
+        return self.FORMATS[self.format_name]
+
+    def encode_codes(self, codes: tf.Variable) -> np.ndarray:
+        """A layer's codes as stored integers, on their fixed scale (§1)."""
+        values = np.asarray(codes.numpy(), np.float64)
+        return synthesis.quantize_tensor(values, self.code_bits, scale=self.code_scale())[0]
+
+    def encode_layer_weights(self, weights: dict[str, tf.Variable]) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """One layer's stored integers: (codes, head or None, head scale)."""
+        raise NotImplementedError
+
+    def encode_extra(self) -> tuple[np.ndarray | None, float]:
+        """The strategy's shared matrix beyond the micro-MLP as stored integers and its scale (§1)."""
+        return None, 1.0
+
+    @classmethod
+    def format_fields(cls, format_name: str) -> dict[str, Any]:
+        """The encoded generator's strategy-specific fields for an op of ``format_name`` (see ``encode``)."""
+        return {}
+
+    @staticmethod
+    def accumulators(enc: Any, layer: Any) -> np.ndarray:
+        """The int32 accumulators ``acc[o, i]`` of docs/synthesis.md §3 from encoded tensors."""
+        raise NotImplementedError
+
+    @staticmethod
+    def accumulator_scale(enc: Any, layer: Any) -> float:
+        """Real value of one unit of ``acc`` (§4)."""
         raise NotImplementedError
 
     # -- serialization ----------------------------------------------------------------------
@@ -243,6 +289,11 @@ class TiledGenerator(HyperGenerator):
     def __init__(self, tile_size: int = 8, pad: bool = True, **kwargs: Any) -> None:
         if not isinstance(tile_size, (int, np.integer)) or tile_size <= 0:
             raise ValueError(f"tile_size must be a positive integer, received tile_size={tile_size!r}")
+        if tile_size > synthesis.MAX_TILE_SIZE:
+            raise ValueError(
+                f"tile_size must be at most {synthesis.MAX_TILE_SIZE} (the device's limit, docs/synthesis.md §5), "
+                f"received tile_size={tile_size}"
+            )
         self.tile_size = int(tile_size)
         self.pad = bool(pad)
         super().__init__(**kwargs)
@@ -285,15 +336,41 @@ class TiledGenerator(HyperGenerator):
 
     def strategy_shared_tensors(self):
         b2 = self.tile_size * self.tile_size
-        return [StoredTensor(f"{self.name}/w2", (self.hidden_dim, b2), self.weight_bits, GENERATOR)]
+        return [StoredTensor(f"{self.name}/w2", (self.hidden_dim, b2), self.weight_bits, GENERATOR, "w2")]
 
     def strategy_layer_tensors(self, layer_name, c_in, c_out):
         rows, cols = self.grid(c_in, c_out)
-        return [StoredTensor(f"{layer_name}/codes", (rows * cols, self.code_dim), self.code_bits, CODES)]
+        return [StoredTensor(f"{layer_name}/codes", (rows * cols, self.code_dim), self.code_bits, CODES, "codes")]
 
     def synthesis_macs(self, c_in, c_out):
         rows, cols = self.grid(c_in, c_out)
         return rows * cols * (self.code_dim * self.hidden_dim + self.hidden_dim * self.tile_size**2)
+
+    FORMATS = {"tiled": ("codes", "w1", "b1", "w2", "requant", "signs")}
+
+    @property
+    def format_name(self) -> str:
+        return "tiled"
+
+    @property
+    def tile_option(self) -> int:
+        return self.tile_size
+
+    def encode_extra(self):
+        return synthesis.quantize_tensor(np.asarray(self.w2.numpy(), np.float64), self.weight_bits)
+
+    def encode_layer_weights(self, weights):
+        return self.encode_codes(weights["codes"]), None, 1.0
+
+    @staticmethod
+    def accumulators(enc, layer):
+        return synthesis.tiled_accumulators(
+            layer.codes, enc.w1, enc.b1, enc.extra, layer.requant, layer.c_out, layer.c_in, enc.tile_size
+        )
+
+    @staticmethod
+    def accumulator_scale(enc, layer):
+        return layer.hidden_scale * enc.extra_scale
 
     def get_config(self):
         config = super().get_config()
@@ -374,13 +451,13 @@ class PaperGenerator(HyperGenerator):
         if self.head == "dense":
             return []
         shape = (self.hidden_dim, self.max_in_channels)
-        return [StoredTensor(f"{self.name}/b_shared", shape, self.weight_bits, GENERATOR)]
+        return [StoredTensor(f"{self.name}/b_shared", shape, self.weight_bits, GENERATOR, "b_shared")]
 
     def strategy_layer_tensors(self, layer_name, c_in, c_out):
         shape = (self.hidden_dim, c_out * c_in) if self.head == "dense" else (c_out, self.hidden_dim)
         return [
-            StoredTensor(f"{layer_name}/code", (1, self.code_dim), self.code_bits, CODES),
-            StoredTensor(f"{layer_name}/head", shape, self.weight_bits, HEADS),
+            StoredTensor(f"{layer_name}/code", (1, self.code_dim), self.code_bits, CODES, "codes"),
+            StoredTensor(f"{layer_name}/head", shape, self.weight_bits, HEADS, "head"),
         ]
 
     def synthesis_macs(self, c_in, c_out):
@@ -389,6 +466,44 @@ class PaperGenerator(HyperGenerator):
             return mlp + self.hidden_dim * c_out * c_in
         return mlp + c_out * self.hidden_dim * (1 + c_in)
 
+    FORMATS = {
+        "paper_dense": ("codes", "w1", "b1", "head", "requant", "signs"),
+        "paper_factorized": ("codes", "w1", "b1", "head", "b_shared", "requant", "signs"),
+    }
+
+    @property
+    def format_name(self) -> str:
+        return f"paper_{self.head}"
+
+    @classmethod
+    def format_fields(cls, format_name):
+        return {"head": format_name.removeprefix("paper_")}
+
+    def encode_layer_weights(self, weights):
+        head, head_scale = synthesis.quantize_tensor(np.asarray(weights["head"].numpy(), np.float64), self.weight_bits)
+        return self.encode_codes(weights["code"]), head, head_scale
+
+    def encode_extra(self):
+        if self.head == "dense":
+            return None, 1.0
+        return synthesis.quantize_tensor(np.asarray(self.b_shared.numpy(), np.float64), self.weight_bits)
+
+    @staticmethod
+    def accumulators(enc, layer):
+        if enc.head == "dense":
+            return synthesis.paper_dense_accumulators(
+                layer.codes, enc.w1, enc.b1, layer.head, layer.requant, layer.c_out, layer.c_in
+            )
+        return synthesis.paper_factorized_accumulators(
+            layer.codes, enc.w1, enc.b1, layer.head, enc.extra, layer.requant, layer.c_out, layer.c_in
+        )
+
+    @staticmethod
+    def accumulator_scale(enc, layer):
+        if enc.head == "dense":
+            return layer.hidden_scale * layer.head_scale
+        return layer.head_scale * layer.hidden_scale * enc.extra_scale
+
     def get_config(self):
         config = super().get_config()
         config.update(head=self.head, max_in_channels=self.max_in_channels)
@@ -396,7 +511,22 @@ class PaperGenerator(HyperGenerator):
 
 
 STRATEGIES: dict[str, type[HyperGenerator]] = {"tiled": TiledGenerator, "paper": PaperGenerator}
+
+
+def for_format(format_name: str) -> type[HyperGenerator]:
+    """The strategy class whose op variant is ``format_name`` (a hyper file's ``strategy`` option)."""
+    for cls in STRATEGIES.values():
+        if format_name in cls.FORMATS:
+            return cls
+    raise ValueError(f"no strategy writes the op variant {format_name!r}")
+
+
 # Every live generator with the names of the layers that use it (see resolve()).
+# Process-global because tf_keras offers no per-rebuild scope that would carry a shared
+# non-layer object from one layer's from_config to the next: clone_model runs under
+# DisableSharedObjectScope (tf_keras/src/models/cloning.py), tfmot's quantize_apply rebuilds
+# through clone_model, and ObjectSharingScope / SharedObjectLoadingScope exist only inside
+# the .keras / legacy H5 loaders. Weak references keep it from holding models alive.
 _REGISTRY: list[tuple[weakref.ref[HyperGenerator], set[str]]] = []
 
 

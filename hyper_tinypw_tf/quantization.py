@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow_model_optimization as tfmot
 
-from hyper_tinypw_tf import custom_objects
+from hyper_tinypw_tf import custom_objects, inspect
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.generators import PACKAGE
 from hyper_tinypw_tf.layers import HyperPWConv2D
@@ -142,15 +142,12 @@ def quantize_scope() -> contextlib.AbstractContextManager:
 
 
 def batchnorms_after_hyper(model: keras.Model) -> dict[str, HyperPWConv2D]:
-    """BatchNorm layers fed only by a HyperPWConv2D, by name: these fold into the generated kernel."""
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization) and len(layer.inbound_nodes) == 1:
-            parents = layer.inbound_nodes[0].inbound_layers
-            parent = parents[0] if isinstance(parents, list) and len(parents) == 1 else parents
-            if isinstance(parent, HyperPWConv2D) and len(parent.outbound_nodes) == 1:
-                found[layer.name] = parent
-    return found
+    """BatchNorm layers that fold into a generated kernel, by name, with their HyperPWConv2D.
+
+    The rule is ``inspect.folded_batchnorms``, the one the exporter folds by.
+    """
+    layers = {layer.name: layer for layer in model.layers}
+    return {bn.name: layers[name] for name, bn in inspect.folded_batchnorms(model).items()}
 
 
 def _annotator(folded: dict[str, HyperPWConv2D]):
@@ -170,8 +167,19 @@ def quantize_model(model: keras.Model) -> keras.Model:
     """A QAT copy of ``model``: tfmot's default 8-bit scheme plus simulated synthesis in hyper layers."""
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(f"quantize_model needs a built tf_keras model, received {model!r}")
+    folded = batchnorms_after_hyper(model)
+    for name, after in inspect.children(model).items():
+        for layer in after:
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.name not in folded and isinstance(
+                model.get_layer(name), HyperPWConv2D
+            ):
+                raise ValueError(
+                    f"quantize_model: BatchNormalization {layer.name!r} after HyperPWConv2D {name!r} does not fold "
+                    "into the generated kernel (the layer has an activation, several consumers or several calls); "
+                    "apply the activation after the BatchNorm"
+                )
     with quantize_scope():
-        annotate = _annotator(batchnorms_after_hyper(model))
+        annotate = _annotator(folded)
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
         return _qkeras.quantize_apply(annotated)

@@ -33,12 +33,13 @@ SCALE_BITS = 32
 
 @dataclass(frozen=True)
 class StoredTensor:
-    """One tensor as it sits in flash: its shape, the bits per element, and its component."""
+    """One tensor as it sits in flash: its shape, the bits per element, its component and role."""
 
     name: str
     shape: tuple[int, ...]
     bits: int
     component: str
+    role: str = ""  # a generated layer's input it is (docs/format.md §3), "" for other tensors
 
     def __post_init__(self) -> None:
         if self.bits not in (1, 4, 8, 32):

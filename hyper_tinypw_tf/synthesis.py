@@ -15,6 +15,7 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 MAX_DENSE_TERMS = 65535
 MAX_FACTOR_RANK = 1024
+MAX_TILE_SIZE = 255  # docs/synthesis.md §5; HTPW_MAX_TILE_SIZE in the C core, format.md's tile_size bound
 
 
 def q_max(bits: int) -> int:

@@ -55,13 +55,37 @@ def balanced_class_weight(labels: np.ndarray, num_classes: int) -> dict[int, flo
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy for ``--distribute``: build the model under its ``scope()`` and train.
+
+    "none" is TensorFlow's default (one device); "mirrored" replicates over the local devices
+    (``MirroredStrategy``); "multi_worker" over the workers of ``TF_CONFIG``
+    (``MultiWorkerMirroredStrategy``, to be created before any other TensorFlow op). Keras
+    all-reduces the gradients, so a shared generator stays one set of (mirrored) variables.
+    """
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"distribute must be one of {DISTRIBUTE}, received distribute={name!r}")
+
+
 def compile_model(model: keras.Model, learning_rate: float, loss: keras.losses.Loss | None = None) -> None:
-    """Adam and ``loss`` (default sparse cross-entropy) on the logits the reference models return, with accuracy."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=loss if loss is not None else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    """Adam and ``loss`` (default sparse cross-entropy) on the logits the reference models return, with accuracy.
+
+    Compiled under the strategy the model was built in, so the optimizer's slots are mirrored like the weights.
+    """
+    with model.distribute_strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=loss if loss is not None else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
 
 
 MONITOR = "val_loss"
@@ -113,7 +137,8 @@ class _State:
 def _optimizer_variables(model: keras.Model) -> list[tf.Variable]:
     optimizer = model.optimizer
     if len(optimizer.variables) <= 1:  # only the step counter: slots are made on the first update
-        optimizer.build(model.trainable_variables)
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
     return list(optimizer.variables)
 
 

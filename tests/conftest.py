@@ -10,14 +10,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from hyper_tinypw_tf.data.options import default_data_dir
+
+SHARED_DATA = default_data_dir()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data, read in place; tests that need it fail loudly if it is missing."""
+    """The shared data folder (``data.default_data_dir``), read in place; tests needing it fail loudly if absent."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"real data folder not found at {SHARED_DATA}; it must sit beside the checkout")
+        pytest.fail(f"real data folder not found at {SHARED_DATA}; put it beside the checkout or set HYPER_TINYPW_DATA")
     return SHARED_DATA
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,9 @@ import pytest
 from export import api, convert
 from hyper_tinypw_tf import models, quantization, training
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.data.options import default_data_dir
 
-MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+MITDB = default_data_dir("mitdb")
 # Patient-wise split of a few DS1 records: val is record 208 (2955 beats, 992 V).
 RECORDS = ("101", "106", "119", "203", "208", "209", "215", "223")
 TINY = models.Backbone(
@@ -43,10 +43,10 @@ requires_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absen
 @functools.cache
 def ecg_splits() -> dict:
     """MIT-BIH V-vs-rest windows (N, 256, 1, 1) of a few records, from the project's loader."""
-    from hyper_tinypw_tf.data import load_arrays
+    from hyper_tinypw_tf.data import LoadOptions, load_arrays
 
     cache = tempfile.mkdtemp(prefix="htpw_export_cache_")
-    arrays, _ = load_arrays("mitdb_v", MITDB, records=RECORDS, cache_dir=cache, quiet=True, download=False)
+    arrays, _ = load_arrays("mitdb_v", MITDB, LoadOptions(download=False, cache_dir=cache), records=RECORDS)
     return arrays
 
 

@@ -16,9 +16,10 @@ import pytest
 from export import _flatbuffer as fb
 from export import hyper
 from hyper_tinypw_tf import cli
+from hyper_tinypw_tf.data.options import default_data_dir
 from tests.conftest_export import tiny_exports
 
-MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+MITDB = default_data_dir("mitdb")
 # TensorFlow's native logging at import ("I0000 00:00:... port.cc:153] ..."), written before any of our code runs.
 _TF_NATIVE_LOG = re.compile(
     r"^([IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl::InitializeLog"

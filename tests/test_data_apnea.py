@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from hyper_tinypw_tf.data import EmptyDataDirError, apnea, load, load_arrays
+from hyper_tinypw_tf.data import EmptyDataDirError, LoadOptions, apnea, load, load_arrays
 
 LABELS = {"a01": "NAAN", "a02": "AANN", "b01": "NNNN", "c01": "NNNA", "c02": "ANNA"}
 
@@ -34,7 +34,7 @@ def apnea_dir(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
 
 def test_minute_windows_and_labels(apnea_dir, tmp_path: Path) -> None:
     d, sigs = apnea_dir
-    arrays, info = load_arrays("apnea", d, zscore=False, cache_dir=tmp_path / "c", quiet=True)
+    arrays, info = load_arrays("apnea", d, LoadOptions(cache_dir=tmp_path / "c"), zscore=False)
     assert info.class_names == ["N", "A"]
     seen = set()
     for a in arrays.values():
@@ -53,7 +53,7 @@ def test_minute_windows_and_labels(apnea_dir, tmp_path: Path) -> None:
 
 def test_split_by_record_and_zscore(apnea_dir, tmp_path: Path) -> None:
     d, _ = apnea_dir
-    arrays, info = load_arrays("apnea", d, seed=3, cache_dir=tmp_path / "c", quiet=True)
+    arrays, info = load_arrays("apnea", d, LoadOptions(cache_dir=tmp_path / "c"), seed=3)
     sets = [set(a.groups.tolist()) for a in arrays.values()]
     assert sum(len(s) for s in sets) == len(set().union(*sets)) == len(LABELS)
     x = arrays["train"].x[0, :, 0, 0]
@@ -64,7 +64,7 @@ def test_split_by_record_and_zscore(apnea_dir, tmp_path: Path) -> None:
 def test_non_learning_set_records_ignored_and_dataset(apnea_dir, tmp_path: Path) -> None:
     d, _ = apnea_dir
     write_record(d, "x01", "NNA", 9)  # test-set record: no labels in the learning protocol
-    ds, info = load("apnea", d, batch_size=2, cache_dir=tmp_path / "c", quiet=True)
+    ds, info = load("apnea", d, LoadOptions(cache_dir=tmp_path / "c"), batch_size=2)
     assert "x01" not in {g for v in info.groups.values() for g in v.tolist()}
     x, y = next(iter(ds["train"]))
     assert tuple(x.shape) == (2, 6000, 1, 1)
@@ -73,14 +73,14 @@ def test_non_learning_set_records_ignored_and_dataset(apnea_dir, tmp_path: Path)
 
 def test_empty_dir_without_download(tmp_path: Path) -> None:
     with pytest.raises(EmptyDataDirError, match=str(tmp_path)):
-        load_arrays("apnea", tmp_path, download=False)
+        load_arrays("apnea", tmp_path, LoadOptions(download=False))
 
 
 def test_minute_input_shape_drives_the_model(apnea_dir, tmp_path: Path) -> None:
     from hyper_tinypw_tf import models
 
     d, _ = apnea_dir
-    arrays, info = load_arrays("apnea", d, cache_dir=tmp_path / "c", quiet=True)
+    arrays, info = load_arrays("apnea", d, LoadOptions(cache_dir=tmp_path / "c"))
     assert info.input_shape == (apnea.MINUTE, 1, 1) == arrays["train"].x.shape[1:]
     model = models.for_task("32k", info.task, info.input_shape, info.num_classes, pw="hyper")
     assert model(arrays["train"].x[:2]).shape == (2, 2)

@@ -19,8 +19,9 @@ from hyper_tinypw_tf.data import (
     load_arrays,
     speech_commands,
 )
+from hyper_tinypw_tf.data.options import LoadOptions, default_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_dir()
 MITDB = DATA / "mitdb"
 needs_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
@@ -40,8 +41,8 @@ def copy_record(dst: Path, rec: str) -> None:
 
 
 def load_mitdb(d: Path, records: list[str], **kw):
-    return load_arrays("mitdb_v", d, records=records, cache_dir=d / "cache", quiet=True,
-                       download=False, **kw)
+    return load_arrays("mitdb_v", d, LoadOptions(download=False, cache_dir=d / "cache", **kw),
+                       records=records)
 
 
 @needs_mitdb
@@ -101,7 +102,7 @@ def test_bad_wav_names_file_and_skip_bad(tmp_path: Path, fmt: dict[str, int]) ->
     with pytest.raises(BadFileError, match="ffff0000_nohash_0.wav.*expected 16 kHz mono 16-bit"):
         load("speech_commands", tmp_path)
     # One speaker cannot fill train/val/test: evaluate the folder as all-test data.
-    _, info = load("speech_commands", tmp_path, skip_bad=True, split="all")
+    _, info = load("speech_commands", tmp_path, LoadOptions(skip_bad=True), split="all")
     assert info.skipped == 1 and info.skipped_files == [str(bad)]
     assert sum(sum(c.values()) for c in info.counts.values()) >= 10
 
@@ -116,11 +117,11 @@ def test_non_wav_file_names_file(tmp_path: Path) -> None:
 
 def test_empty_directory_names_it(tmp_path: Path) -> None:
     with pytest.raises(EmptyDataDirError, match=str(tmp_path)):
-        load_arrays("mitdb_aami", tmp_path, download=False)
+        load_arrays("mitdb_aami", tmp_path, LoadOptions(download=False))
     with pytest.raises(EmptyDataDirError, match=str(tmp_path)):
         load("speech_commands", tmp_path, source="local")
     with pytest.raises(EmptyDataDirError, match=str(tmp_path)):
-        load_arrays("ptbxl", tmp_path, download=False)
+        load_arrays("ptbxl", tmp_path, LoadOptions(download=False))
 
 
 @pytest.mark.skipif(not offline("physionet.org"), reason="network available: would download")
@@ -128,8 +129,8 @@ def test_empty_directory_names_it(tmp_path: Path) -> None:
                                      ("ptbxl", "ptb-xl")])
 def test_offline_physionet_download_is_one_clear_error(tmp_path: Path, task: str,
                                                        db: str) -> None:
-    with pytest.raises(DatasetUnavailableError) as e:
-        load_arrays(task, tmp_path / "dl", cache_dir=tmp_path / "c", quiet=True)
+    with pytest.raises(DatasetUnavailableError, match=f"Could not download {db} from .*/content/{db}/") as e:
+        load_arrays(task, tmp_path / "dl", LoadOptions(cache_dir=tmp_path / "c"))
     msg = str(e.value)
     assert db in msg and f"https://physionet.org/content/{db}/" in msg
     assert "data_dir=" in msg and "\n" not in msg
@@ -138,7 +139,7 @@ def test_offline_physionet_download_is_one_clear_error(tmp_path: Path, task: str
 
 @pytest.mark.skipif(not offline("storage.googleapis.com"), reason="network available")
 def test_offline_tfds_download_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DatasetUnavailableError) as e:
+    with pytest.raises(DatasetUnavailableError, match="Could not download speech_commands") as e:
         load("speech_commands", tmp_path, timeout=10.0)
     msg = str(e.value)
     assert "speech_commands" in msg and "download.tensorflow.org" in msg

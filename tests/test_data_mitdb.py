@@ -11,8 +11,9 @@ import wfdb
 
 from hyper_tinypw_tf.data import MissingRecordsError, load, load_arrays, mitdb
 from hyper_tinypw_tf.data.errors import BadFileError
+from hyper_tinypw_tf.data.options import LoadOptions, default_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_dir()
 MITDB = DATA / "mitdb"
 pytestmark = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
@@ -40,7 +41,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def aami(cache_dir: Path):
-    return load_arrays("mitdb_aami", MITDB, records=DS1, cache_dir=cache_dir, quiet=True)
+    return load_arrays("mitdb_aami", MITDB, LoadOptions(cache_dir=cache_dir), records=DS1)
 
 
 def test_every_ds1_record_counts_match_atr(aami) -> None:
@@ -56,7 +57,7 @@ def test_every_ds1_record_counts_match_atr(aami) -> None:
 
 
 def test_v_labels_match_atr(cache_dir: Path) -> None:
-    arrays, info = load_arrays("mitdb_v", MITDB, records=DS1, cache_dir=cache_dir, quiet=True)
+    arrays, info = load_arrays("mitdb_v", MITDB, LoadOptions(cache_dir=cache_dir), records=DS1)
     assert info.class_names == ["rest", "V"]
     for a in arrays.values():
         for rec in np.unique(a.groups)[:4]:
@@ -85,8 +86,8 @@ def test_default_pool_excludes_paced_records(cache_dir: Path) -> None:
 
 
 def test_inter_patient_lists_missing_ds2_records(cache_dir: Path) -> None:
-    with pytest.raises(MissingRecordsError) as e:
-        load_arrays("mitdb_v", MITDB, protocol="inter_patient", cache_dir=cache_dir)
+    with pytest.raises(MissingRecordsError, match="mitdb: 22 record") as e:
+        load_arrays("mitdb_v", MITDB, LoadOptions(cache_dir=cache_dir), protocol="inter_patient")
     msg = str(e.value)
     assert "22 record(s)" in msg and "100" in msg and "234" in msg and "patient_wise" in msg
 
@@ -102,13 +103,13 @@ def test_mlii_found_by_name_not_channel_zero(cache_dir: Path) -> None:
 
 def test_record_without_mlii_raises_naming_header(tmp_path: Path) -> None:
     with pytest.raises(BadFileError, match=r"102\.hea.*MLII"):
-        load_arrays("mitdb_v", MITDB, records=["102"], cache_dir=tmp_path, quiet=True)
+        load_arrays("mitdb_v", MITDB, LoadOptions(cache_dir=tmp_path), records=["102"])
 
 
 def test_dataset_shapes_resample_and_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HYPER_TINYPW_CACHE", str(tmp_path / "envcache"))
     ds, info = load("mitdb_v", MITDB, records=["101", "106", "108"], window=128, fs=180,
-                    batch_size=32, quiet=True)
+                    batch_size=32)
     x, y = next(iter(ds["train"]))
     assert tuple(x.shape) == (32, 128, 1, 1) and x.dtype.name == "float32"
     assert info.input_shape == (128, 1, 1)

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from hyper_tinypw_tf.data import load, load_arrays
+from hyper_tinypw_tf.data.options import LoadOptions, default_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_dir()
 PTBXL = DATA / "ptbxl"
 pytestmark = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
@@ -37,7 +38,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(cache_dir: Path):
-    return load_arrays("ptbxl", PTBXL, cache_dir=cache_dir, quiet=True)
+    return load_arrays("ptbxl", PTBXL, LoadOptions(cache_dir=cache_dir))
 
 
 def test_labelled_records_and_folds(expected: pd.DataFrame, loaded) -> None:
@@ -64,7 +65,7 @@ def test_labelled_records_and_folds(expected: pd.DataFrame, loaded) -> None:
 
 def test_skips_logged_in_one_line(expected: pd.DataFrame, loaded, caplog, cache_dir) -> None:
     with caplog.at_level(logging.INFO, logger="hyper_tinypw_tf.data"):
-        ds, info = load("ptbxl", PTBXL, batch_size=16, cache_dir=cache_dir, quiet=True)
+        ds, info = load("ptbxl", PTBXL, LoadOptions(cache_dir=cache_dir), batch_size=16)
     lines = [r.getMessage() for r in caplog.records if "ptbxl" in r.getMessage()]
     assert len(lines) == 1
     n_files = len(list((PTBXL / "records100").glob("*/*.hea")))

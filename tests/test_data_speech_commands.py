@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hyper_tinypw_tf.data import BadFileError, EmptyDataDirError, load, speech_commands, splits
+from hyper_tinypw_tf.data.options import LoadOptions, default_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_dir()
 SC = DATA / "speech_commands"
 needs_data = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
@@ -198,7 +199,7 @@ def test_truncated_wav_body_is_refused_at_load(tmp_path: Path) -> None:
     with pytest.raises(BadFileError, match=f"{bad}: truncated: the header promises 4000 samples, "
                        "the file holds 3500"):
         load("speech_commands", tmp_path, split="all")
-    _, info = load("speech_commands", tmp_path, split="all", skip_bad=True)
+    _, info = load("speech_commands", tmp_path, LoadOptions(skip_bad=True), split="all")
     assert info.skipped_files == [str(bad)] and info.counts["test"]["no"] == 2
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hyper_tinypw_tf.data import BadFileError, mitdb
+from hyper_tinypw_tf.data.options import default_data_dir
 
-MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+MITDB = default_data_dir("mitdb")
 needs_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 
 

@@ -59,14 +59,14 @@ def test_threshold_tuned_on_validation_only_by_construction() -> None:
     params = list(inspect.signature(ev.tune_threshold).parameters)
     assert params[:2] == ["val_scores", "val_labels"]
     assert "threshold" in inspect.signature(ev.evaluate).parameters
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"create a Threshold with tune_threshold\(val_scores, val_labels\)"):
         ev.Threshold(0.3, "made up")  # cannot be built from arbitrary (e.g. test) numbers
     t = ev.tune_threshold(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1]))
     assert t.value == pytest.approx(0.5) and t.val_score == pytest.approx(1.0)
     assert t.source.startswith("validation")
     scores = np.array([0.3, 0.45, 0.55, 0.7, 0.2, 0.9])
     groups = np.arange(6)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="binary evaluation needs threshold=.*not float"):
         ev.evaluate(scores, np.array([0, 0, 1, 1, 0, 1]), groups, threshold=0.5)  # type: ignore
     # Different test labels cannot move the threshold: evaluate only applies it.
     r1 = ev.evaluate(scores, np.array([0, 0, 1, 1, 0, 1]), groups, threshold=t, n_boot=20)
@@ -101,7 +101,7 @@ def test_report_table_json_and_multiclass(tmp_path: Path) -> None:
     back = json.loads((tmp_path / "r.json").read_text())
     assert back["metrics"]["macro_f1"] == pytest.approx(r.metrics["macro_f1"])
     assert back["n_boot"] == 100
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="threshold applies to binary tasks only"):
         ev.evaluate(scores, y, groups, threshold=ev.Threshold.fixed(0.5), n_boot=5)
 
 

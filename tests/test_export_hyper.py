@@ -23,10 +23,12 @@ def _customs(data: bytes):
 def test_each_generated_filter_is_a_custom_op_output(generator: str) -> None:
     _, data = tiny_exports(generator)
     model_t, subgraph, ops = _customs(data)
+    gens = convert.generated_layers(tiny_float_model(generator))
+    declared = {record.name: record.role for gen in gens for record in (*gen.shared_tensors, *gen.layer_tensors)}
     assert [fb.tensor_name(subgraph.tensors[op.outputs[0]]) for op in ops] == ["pw2/kernel", "pw3/kernel"]
     for op in ops:
         options = fmt.decode_options(np.asarray(op.customOptions, np.uint8).tobytes())
-        roles = [hyper.role_of_name(fb.tensor_name(subgraph.tensors[i])) for i in op.inputs]
+        roles = [declared[fb.tensor_name(subgraph.tensors[i])] for i in op.inputs]
         assert roles == list(fmt.INPUT_ROLES[options.strategy])
         out = subgraph.tensors[op.outputs[0]]
         assert fb.buffer_bytes(model_t, out) == b""

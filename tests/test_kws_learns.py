@@ -15,8 +15,9 @@ import pytest
 
 from hyper_tinypw_tf import data, models, quantization, training
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.data.options import default_data_dir
 
-SC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands"
+SC = default_data_dir("speech_commands")
 SPLIT = "speakers:15,15"
 CHANCE = 1 / 12
 

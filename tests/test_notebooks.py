@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from hyper_tinypw_tf.data.options import default_data_dir
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-SPEECH_COMMANDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
+SPEECH_COMMANDS = default_data_dir("speech_commands")
 # What each notebook must print: the line that shows it reached its point.
 EXPECTED = {
     "quickstart.ipynb": r"same-backbone ratio",
@@ -21,7 +23,6 @@ def test_notebook_runs(path, capsys, monkeypatch):
     if path.name == "kws.ipynb":
         if not SPEECH_COMMANDS.is_dir():
             pytest.skip("the shared Speech Commands copy is not here")
-        monkeypatch.setenv("SPEECH_COMMANDS_DIR", str(SPEECH_COMMANDS))
     monkeypatch.setenv("MPLBACKEND", "Agg")  # figures are drawn, not shown
     namespace: dict = {}
     for cell in json.loads(path.read_text())["cells"]:

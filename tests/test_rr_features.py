@@ -11,8 +11,9 @@ import wfdb
 
 from hyper_tinypw_tf import models, quantization, training
 from hyper_tinypw_tf.data import ecg, load_arrays, mitdb
+from hyper_tinypw_tf.data.options import LoadOptions, default_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_dir()
 MITDB = DATA / "mitdb"
 RECORDS = ["101", "106", "108"]  # one record per split under patient_wise
 
@@ -55,9 +56,9 @@ def test_rr_channels_are_constant_along_time() -> None:
 @pytest.fixture(scope="module")
 def loaded(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     cache = tmp_path_factory.mktemp("c")
-    kwargs = {"records": RECORDS, "cache_dir": cache, "quiet": True, "download": False}
-    with_rr = load_arrays("mitdb_aami", MITDB, rr_features=True, **kwargs)
-    without = load_arrays("mitdb_aami", MITDB, **kwargs)
+    options = LoadOptions(download=False, cache_dir=cache)
+    with_rr = load_arrays("mitdb_aami", MITDB, options, records=RECORDS, rr_features=True)
+    without = load_arrays("mitdb_aami", MITDB, options, records=RECORDS)
     return with_rr, without
 
 

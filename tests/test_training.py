@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hyper_tinypw_tf import models, training
-from hyper_tinypw_tf.data import load
+from hyper_tinypw_tf.data import LoadOptions, load
 
 RECORDS = ["106", "119", "208", "215", "223"]
 
@@ -14,8 +14,8 @@ def beats(shared_data, tmp_path_factory):
     """A loader of fresh datasets in a fixed order (training.fit shuffles per epoch)."""
     cache = tmp_path_factory.mktemp("cache")
     return lambda: load(
-        "mitdb_v", shared_data / "mitdb", records=RECORDS, cache_dir=cache, batch_size=256,
-        quiet=True, fractions=(0.6, 0.2, 0.2),
+        "mitdb_v", shared_data / "mitdb", LoadOptions(cache_dir=cache), records=RECORDS, batch_size=256,
+        fractions=(0.6, 0.2, 0.2),
     )[0]
 
 

@@ -1,4 +1,4 @@
-"""Real datasets for the benchmarks: one ``load(task, data_dir, ...)`` entry point.
+"""Real datasets for the benchmarks: one ``load(task, data_dir, options, ...)`` entry point.
 
 Tasks: ``mitdb_v`` / ``mitdb_aami`` (MIT-BIH beats), ``apnea`` (Apnea-ECG minutes),
 ``ptbxl`` (PTB-XL NORM vs diagnostic) and ``speech_commands`` (12-class KWS). ``load``
@@ -9,6 +9,7 @@ ECG tasks (what the training code consumes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,15 @@ from hyper_tinypw_tf.data.errors import (
     EmptyDataDirError,
     MissingRecordsError,
 )
+from hyper_tinypw_tf.data.options import DEFAULT_OPTIONS, LoadOptions, default_data_dir
 
 TASKS = ("mitdb_v", "mitdb_aami", "apnea", "ptbxl", "speech_commands")
 ECG_TASKS = TASKS[:4]
 
 __all__ = [
     "ECG_TASKS", "TASKS", "BadFileError", "DataError", "DatasetInfo", "DatasetUnavailableError",
-    "EmptyDataDirError", "MissingRecordsError", "SplitArrays", "load", "load_arrays",
+    "EmptyDataDirError", "LoadOptions", "MissingRecordsError", "SplitArrays", "default_data_dir", "load",
+    "load_arrays",
 ]
 
 
@@ -36,8 +39,7 @@ def _array_loader(task: str) -> Callable[..., tuple[dict[str, SplitArrays], Data
     if task in ("mitdb_v", "mitdb_aami"):
         from hyper_tinypw_tf.data import mitdb
 
-        labels = "v" if task == "mitdb_v" else "aami"
-        return lambda data_dir, **kw: mitdb.load_arrays(data_dir, labels=labels, **kw)
+        return functools.partial(mitdb.load_arrays, labels="v" if task == "mitdb_v" else "aami")
     if task == "apnea":
         from hyper_tinypw_tf.data import apnea
 
@@ -50,40 +52,42 @@ def _array_loader(task: str) -> Callable[..., tuple[dict[str, SplitArrays], Data
 
 
 def load_arrays(
-    task: str, data_dir: str | Path, **kwargs: Any
+    task: str, data_dir: str | Path, options: LoadOptions = DEFAULT_OPTIONS, **task_specific: Any
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
-    """Numpy (x, y, groups) per split ("train", "val", "test") for an ECG task."""
-    return _array_loader(task)(data_dir, **kwargs)
+    """Numpy (x, y, groups) per split ("train", "val", "test") for an ECG task.
+
+    ``task_specific`` goes to the task's loader unchanged (``records``, ``seed``, ``rr_features``, ...).
+    """
+    return _array_loader(task)(data_dir, options=options, **task_specific)
 
 
 def load(
     task: str,
     data_dir: str | Path | None = None,
+    options: LoadOptions = DEFAULT_OPTIONS,
     batch_size: int = 64,
     shuffle_train: bool = False,
     seed: int = 0,
-    **kwargs: Any,
+    **task_specific: Any,
 ) -> tuple[dict[str, Any], DatasetInfo]:
     """Batched, prefetched ``tf.data.Dataset`` per split, and the dataset's metadata.
 
-    Splits stay unshuffled unless ``shuffle_train`` so ``info.groups`` lines up with the
-    example order (the clustered bootstrap needs that alignment).
+    ``seed`` seeds the split and the train shuffle; ``task_specific`` goes to the task's loader
+    unchanged. Splits stay unshuffled unless ``shuffle_train`` so ``info.groups`` lines up with
+    the example order (the clustered bootstrap needs that alignment).
     """
     if task == "speech_commands":
         from hyper_tinypw_tf.data import speech_commands
 
-        if kwargs.get("source", "auto") != "tfds":
-            kwargs.update(shuffle_train=shuffle_train, seed=seed)
-        return speech_commands.load(data_dir, batch_size=batch_size, **kwargs)
+        return speech_commands.load(data_dir, options=options, batch_size=batch_size,
+                                    shuffle_train=shuffle_train, seed=seed, **task_specific)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if data_dir is None:
         raise ValueError(f"{task} needs data_dir (a download target if it is empty)")
     from hyper_tinypw_tf.data.ecg import to_dataset
 
-    if task != "ptbxl":
-        kwargs["seed"] = seed
-    arrays, info = load_arrays(task, data_dir, **kwargs)
+    arrays, info = load_arrays(task, data_dir, options, seed=seed, **task_specific)
     datasets = {s: to_dataset(a, batch_size, shuffle=shuffle_train and s == "train", seed=seed)
                 for s, a in arrays.items()}
     return datasets, info

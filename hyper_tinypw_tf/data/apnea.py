@@ -15,6 +15,7 @@ import numpy as np
 from hyper_tinypw_tf.data import cache, ecg, splits, wfdb_io
 from hyper_tinypw_tf.data.base import DatasetInfo, SplitArrays, class_counts
 from hyper_tinypw_tf.data.errors import BadFileError, EmptyDataDirError
+from hyper_tinypw_tf.data.options import DEFAULT_OPTIONS, LoadOptions
 
 log = logging.getLogger("hyper_tinypw_tf.data")
 
@@ -72,7 +73,7 @@ def _ensure_records(data_dir: Path, download: bool) -> list[str]:
     if not download:
         raise EmptyDataDirError(
             data_dir, "no Apnea-ECG learning-set records (a01..c10 .hea) found; "
-            "pass download=True or another data_dir")
+            "pass LoadOptions(download=True) or another data_dir")
     wfdb_io.download_physionet("apnea-ecg", data_dir, "apnea", records=list(LEARNING_SET),
                                annotators=[ANN_EXT])
     present = [r for r in wfdb_io.list_records(data_dir) if r in LEARNING_SET]
@@ -87,20 +88,17 @@ def load_arrays(
     seed: int = 0,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     records: Sequence[str] | None = None,
-    download: bool = True,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    quiet: bool = False,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
     """Numpy (x, y, groups) per split; x is (N, 6000, 1, 1), groups are record names."""
     data_dir = Path(data_dir).expanduser()
-    present = _ensure_records(data_dir, download)
+    present = _ensure_records(data_dir, options.download)
     pool = list(records) if records is not None else present
     assignment = splits.split_groups(pool, fractions, seed)
     splits.check_disjoint(assignment)
     parts, skipped = ecg.load_split_records(
-        assignment, lambda rec: record_minutes(data_dir, rec, zscore, cache_dir, use_cache), "apnea", quiet, skip_bad
+        assignment, lambda rec: record_minutes(data_dir, rec, zscore, options.cache_dir, options.use_cache), "apnea",
+        options.quiet, options.skip_bad,
     )
     names = list(CLASS_NAMES)
     out = {s: ecg.stack_records(parts[s], "y", MINUTE) for s in splits.SPLITS}

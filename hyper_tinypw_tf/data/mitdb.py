@@ -16,6 +16,7 @@ import numpy as np
 from hyper_tinypw_tf.data import cache, ecg, splits, wfdb_io
 from hyper_tinypw_tf.data.base import DatasetInfo, SplitArrays, class_counts
 from hyper_tinypw_tf.data.errors import EmptyDataDirError, MissingRecordsError
+from hyper_tinypw_tf.data.options import DEFAULT_OPTIONS, LoadOptions
 
 log = logging.getLogger("hyper_tinypw_tf.data")
 
@@ -98,7 +99,7 @@ def _ensure_records(data_dir: Path, download: bool, task: str) -> list[str]:
         return present
     if not download:
         raise EmptyDataDirError(
-            data_dir, "no MIT-BIH records (*.hea) found; pass download=True or another data_dir"
+            data_dir, "no MIT-BIH records (*.hea) found; pass LoadOptions(download=True) or another data_dir"
         )
     wfdb_io.download_physionet("mitdb", data_dir, task)
     present = wfdb_io.list_records(data_dir)
@@ -151,11 +152,7 @@ def load_arrays(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     val_fraction: float = 0.2,
     records: Sequence[str] | None = None,
-    download: bool = True,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    quiet: bool = False,
+    options: LoadOptions = DEFAULT_OPTIONS,
     rr_features: bool = False,
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
     """Numpy (x, y, groups) per split; x is (N, window, 1, 1) float32, groups are record ids.
@@ -167,13 +164,14 @@ def load_arrays(
         raise ValueError(f"labels must be one of {LABEL_SETS}, got {labels!r}")
     data_dir = Path(data_dir).expanduser()
     task = "mitdb_aami" if labels == "aami" else "mitdb_v"
-    present = _ensure_records(data_dir, download, task)
+    present = _ensure_records(data_dir, options.download, task)
     assignment = assign_records(present, protocol, data_dir, seed, fractions, val_fraction,
                                 records)
     class_names = list(AAMI_CLASSES if labels == "aami" else V_CLASSES)
     parts, skipped = ecg.load_split_records(
-        assignment, lambda rec: record_windows(data_dir, rec, window, fs, zscore, cache_dir, use_cache),
-        "mitdb", quiet, skip_bad,
+        assignment, lambda rec: record_windows(data_dir, rec, window, fs, zscore, options.cache_dir,
+                                   options.use_cache),
+        "mitdb", options.quiet, options.skip_bad,
     )
     key = "aami" if labels == "aami" else "v"
     channels = 1 + len(ecg.RR_FEATURES) if rr_features else 1

@@ -22,6 +22,7 @@ import numpy as np
 from hyper_tinypw_tf.data import cache, ecg, splits, wfdb_io
 from hyper_tinypw_tf.data.base import DatasetInfo, SplitArrays, class_counts
 from hyper_tinypw_tf.data.errors import BadFileError, EmptyDataDirError
+from hyper_tinypw_tf.data.options import DEFAULT_OPTIONS, LoadOptions
 
 log = logging.getLogger("hyper_tinypw_tf.data")
 
@@ -99,22 +100,20 @@ def _lead_ii(base: Path, zscore: bool) -> np.ndarray:
 def load_arrays(
     data_dir: str | Path,
     zscore: bool = True,
-    download: bool = True,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    quiet: bool = False,
+    seed: int = 0,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
     """Numpy (x, y, groups) per fold split; x is (N, 1000, 1, 1), groups are patient ids.
 
     ``info.notes`` holds the ``ecg_id`` and ``strat_fold`` of every example per split and
-    the skip counts.
+    the skip counts. The splits are PTB-XL's fixed ``strat_fold`` folds, so ``seed`` (taken, like
+    every ECG loader, from ``data.load``) does not move them.
     """
     data_dir = Path(data_dir).expanduser()
     if not (data_dir / "ptbxl_database.csv").is_file():
-        if not download:
-            raise EmptyDataDirError(data_dir, "ptbxl_database.csv not found; pass download=True "
-                                              "or the PTB-XL directory as data_dir")
+        if not options.download:
+            raise EmptyDataDirError(data_dir, "ptbxl_database.csv not found; pass "
+                                              "LoadOptions(download=True) or the PTB-XL directory as data_dir")
         wfdb_io.download_physionet("ptb-xl", data_dir, "ptbxl", annotators=None,
                                    extra_files=["ptbxl_database.csv", "scp_statements.csv"])
     entries, skip_counts = index(data_dir)
@@ -124,19 +123,19 @@ def load_arrays(
 
     def compute() -> dict[str, np.ndarray]:
         xs, keep, bad = [], [], []
-        for i, e in enumerate(cache.progress(entries, len(entries), "ptbxl records", quiet)):
+        for i, e in enumerate(cache.progress(entries, len(entries), "ptbxl records", options.quiet)):
             try:
                 xs.append(_lead_ii(e.base, zscore))
                 keep.append(i)
             except BadFileError as err:
-                if not skip_bad:
+                if not options.skip_bad:
                     raise
                 bad.append(str(err.path))
         return {"x": np.stack(xs) if xs else np.zeros((0, LENGTH), np.float32),
                 "keep": np.array(keep, dtype=np.int64), "bad": np.array(bad, dtype=str)}
 
-    arrays = cache.cached_arrays("ptbxl", {"zscore": zscore, "skip_bad": skip_bad, "v": 1},
-                                 files, compute, cache_dir, use_cache)
+    arrays = cache.cached_arrays("ptbxl", {"zscore": zscore, "skip_bad": options.skip_bad, "v": 1},
+                                 files, compute, options.cache_dir, options.use_cache)
     kept = [entries[i] for i in arrays["keep"]]
     bad = [str(b) for b in arrays["bad"]]
     log.info(

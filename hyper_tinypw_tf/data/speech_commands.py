@@ -23,6 +23,7 @@ import tensorflow as tf
 from hyper_tinypw_tf.data import cache, splits
 from hyper_tinypw_tf.data.base import DatasetInfo
 from hyper_tinypw_tf.data.errors import BadFileError, DatasetUnavailableError, EmptyDataDirError
+from hyper_tinypw_tf.data.options import DEFAULT_OPTIONS, LoadOptions
 
 log = logging.getLogger("hyper_tinypw_tf.data")
 
@@ -313,8 +314,7 @@ def load_local(
     features: FeatureConfig = FeatureConfig(),
     augment: Augment | None = None,
     shuffle_train: bool = False,
-    skip_bad: bool = False,
-    quiet: bool = True,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
     """Datasets of (MFCC, label) per split from a directory in the standard layout.
 
@@ -330,12 +330,12 @@ def load_local(
         raise EmptyDataDirError(data_dir, "no <word>/*.wav clips found")
     skipped: list[str] = []
     good = []
-    for rel, word in cache.progress(clips, len(clips), "checking wavs", quiet):
+    for rel, word in cache.progress(clips, len(clips), "checking wavs", options.quiet):
         try:
             check_wav(data_dir / rel)
             good.append((rel, word))
         except BadFileError as e:
-            if not skip_bad:
+            if not options.skip_bad:
                 raise
             skipped.append(str(e.path))
     noise, noise_names = [], []
@@ -344,7 +344,7 @@ def load_local(
             noise.append(read_wav(p))
             noise_names.append(p.stem)
         except BadFileError as e:
-            if not skip_bad:
+            if not options.skip_bad:
                 raise
             skipped.append(str(e.path))
     if skipped:
@@ -380,7 +380,7 @@ def load_local(
 def load_tfds(
     data_dir: str | Path | None = None,
     batch_size: int = 64,
-    download: bool = True,
+    options: LoadOptions = DEFAULT_OPTIONS,
     features: FeatureConfig = FeatureConfig(),
     timeout: float = 20.0,
 ) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
@@ -395,7 +395,7 @@ def load_tfds(
 
         with socket_timeout(timeout):
             builder = tfds.builder(TFDS_NAME, data_dir=None if data_dir is None else str(data_dir))
-            if download and not builder.is_prepared():
+            if options.download and not builder.is_prepared():
                 require_reachable(TFDS_URL, timeout)
                 builder.download_and_prepare()
             raw = {s: builder.as_dataset(split=t) for s, t in
@@ -422,17 +422,20 @@ def load_tfds(
 def load(
     data_dir: str | Path | None = None,
     source: str = "auto",
-    download: bool = True,
+    options: LoadOptions = DEFAULT_OPTIONS,
     **kwargs: object,
 ) -> tuple[dict[str, tf.data.Dataset], DatasetInfo]:
-    """Local layout when ``data_dir`` holds word folders (or ``source='local'``), else TFDS."""
+    """Local layout when ``data_dir`` holds word folders (or ``source='local'``), else TFDS.
+
+    ``options.cache_dir``/``use_cache`` do not apply (clips are decoded on the fly).
+    """
     local = data_dir is not None and Path(data_dir).is_dir() and any(
         (Path(data_dir) / w).is_dir() for w in CORE_WORDS)
     if source == "local" or (source == "auto" and local):
         if data_dir is None:
             raise ValueError("source='local' needs data_dir")
-        return load_local(data_dir, **kwargs)  # type: ignore[arg-type]
+        return load_local(data_dir, options=options, **kwargs)  # type: ignore[arg-type]
     if source not in ("auto", "tfds"):
         raise ValueError(f"source must be 'auto', 'local' or 'tfds', got {source!r}")
     tfds_kw = {k: v for k, v in kwargs.items() if k in ("batch_size", "features", "timeout")}
-    return load_tfds(data_dir, download=download, **tfds_kw)  # type: ignore[arg-type]
+    return load_tfds(data_dir, options=options, **tfds_kw)  # type: ignore[arg-type]
