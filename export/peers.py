@@ -6,6 +6,10 @@ the pinned ``tflite-micro`` wheel). TFLM's ``DECODE`` op expands them at run tim
 runs in the stock TFLM interpreter. A filter qualifies only if every output channel holds at most
 ``2**bits`` distinct values, which is what tfmot clustering (``hyper_tinypw_tf.clustering``)
 produces; anything else is refused by name rather than silently quantized further.
+
+A per-channel table costs ``C_out * 2**bits`` bytes, so on a small filter (few input channels)
+the indices plus the table outweigh the int8 values; such filters are left stored, and
+``lut_compress`` says which ones it compressed.
 """
 
 from __future__ import annotations
@@ -38,11 +42,16 @@ def bits_for_clusters(n_clusters: int) -> int:
     return max(1, math.ceil(math.log2(n_clusters)))
 
 
+def lut_pays(c_out: int, c_in: int, bits: int) -> bool:
+    """Whether ``bits``-bit indices plus per-channel tables are smaller than the int8 filter."""
+    return -(-c_out * c_in * bits // 8) + c_out * 2**bits < c_out * c_in
+
+
 def lut_compress(folded: bytes, bits: int) -> bytes:
-    """``folded`` with every 1×1 conv filter LUT-compressed to ``bits``-bit per-channel indices.
+    """``folded`` with each 1×1 conv filter where it pays (:func:`lut_pays`) LUT-compressed to ``bits``-bit indices.
 
     Raises:
-      ValueError: ``bits`` outside 1..7, no 1×1 filter, or a filter channel with more than
+      ValueError: ``bits`` outside 1..7, no 1×1 filter, or a compressed filter's channel with more than
         ``2**bits`` distinct values (naming the tensor and the count).
     """
     from tflite_micro.tensorflow.lite.micro import compression
@@ -56,8 +65,11 @@ def lut_compress(folded: bytes, bits: int) -> bytes:
     model_t = fb.read(folded, "folded model")
     subgraph = model_t.subgraphs[0]
     builder = compression.SpecBuilder()
+    chosen = 0
     for index in indices:
         tensor = subgraph.tensors[index]
+        if not lut_pays(int(tensor.shape[0]), int(tensor.shape[3]), bits):
+            continue
         rows = np.frombuffer(fb.buffer_bytes(model_t, tensor), np.int8).reshape(tensor.shape[0], -1)
         most = max(len(np.unique(row)) for row in rows)
         if most > 2**bits:
@@ -66,4 +78,7 @@ def lut_compress(folded: bytes, bits: int) -> bytes:
                 f"channel, more than 2**{bits}; cluster the model to at most {2**bits} centroids first"
             )
         builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=spec.PerChannel(0))
+        chosen += 1
+    if not chosen:
+        return folded  # no filter is large enough for a table to pay: the stored file is the smallest
     return bytes(compression.compress(folded, builder.build()))

@@ -15,7 +15,7 @@ from hyper_tinypw_tf._keras import keras
 # Wide enough that 4-bit indices plus per-channel tables are smaller than int8 filters.
 WIDE = models.Backbone(
     input_shape=(64, 1, 1), stem_channels=16, stem_kernel=(5, 1), stem_strides=(2, 2),
-    channels=(64, 96), strides=((2, 2), (2, 2)), dw_kernel=(5, 1),
+    channels=(64, 128), strides=((2, 2), (2, 2)), dw_kernel=(5, 1),
 )
 
 
@@ -53,11 +53,21 @@ def test_lut_file_runs_in_tflm_with_identical_outputs_and_fewer_bytes(n_clusters
     assert len(compressed) < len(folded)
     model_t = fb.read(compressed)
     subgraph = model_t.subgraphs[0]
-    assert [fb.op_name(model_t, op) for op in subgraph.operators].count("TFLM_DECODE") == 3
+    shapes = {"pw1/kernel": (64, 16), "pw2/kernel": (128, 64), "classifier/kernel": (3, 128)}
+    compressed_names = {name for name, (c_out, c_in) in shapes.items() if peers.lut_pays(c_out, c_in, bits)}
+    assert ("pw1/kernel" in compressed_names) == (bits == 3)  # at 4 bits its 64 tables of 16 outweigh the saving
+    assert [fb.op_name(model_t, op) for op in subgraph.operators].count("TFLM_DECODE") == len(compressed_names)
     index_bytes = {fb.tensor_name(t): len(fb.buffer_bytes(model_t, t)) for t in subgraph.tensors}
-    # Each filter now holds ``bits``-bit indices: (C_out * C_in * bits) / 8 bytes.
-    for name, count in (("pw1/kernel", 64 * 16), ("pw2/kernel", 96 * 64), ("classifier/kernel", 3 * 96)):
-        assert index_bytes[name] == -(-count * bits // 8), name
+    for name, (c_out, c_in) in shapes.items():
+        # A compressed filter holds ``bits``-bit indices, (C_out * C_in * bits) / 8 bytes; the others int8.
+        expected = -(-c_out * c_in * bits // 8) if name in compressed_names else c_out * c_in
+        assert index_bytes[name] == expected, name
+
+
+def test_lut_pays_only_past_the_table_cost():
+    assert peers.lut_pays(256, 256, 4)  # 32768 index + 4096 table bytes < 65536
+    assert not peers.lut_pays(64, 16, 4)  # 512 + 1024 >= 1024
+    assert peers.lut_pays(64, 16, 1) and not peers.lut_pays(64, 2, 1)
 
 
 def test_lut_refuses_unclustered_filters_by_name():
