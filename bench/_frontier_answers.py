@@ -131,8 +131,9 @@ def answer_c(rows: Sequence[dict[str, Any]], metric: str = "macro_f1") -> list[d
         ratio = lut["file_bytes"] / match["file_bytes"]
         out.append({"lut": lut["point"], "hyper": match["point"], "ratio": ratio,
                     "text": f"(c) {lut['point']} ({lut['file_bytes']:,} B, {target:.3f}) vs {match['point']} "
-                            f"({match['file_bytes']:,} B, {_mean(match, metric):.3f}): hyper is {ratio:.2f}x "
-                            + ("smaller" if ratio >= 1 else "LARGER (LUT is smaller at this F1)")})
+                            f"({match['file_bytes']:,} B, {_mean(match, metric):.3f}): "
+                            + (f"hyper is {ratio:.2f}x smaller" if ratio >= 1 else
+                               f"hyper is {1 / ratio:.2f}x LARGER (LUT is smaller at this {metric})")})
     if not out:
         out.append({"lut": None, "ratio": None, "text": "(c) not measured: this run has no clustered+LUT point"})
     return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -393,7 +394,7 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
     records = info.notes.get("records")
     lines = [
         f"## Frontier: {task}", "",
-        f"Command: `{' '.join([COMMAND, *(a for a in sys.argv[1:] if a != '--collect')])}`"
+        f"Command: `{shlex.join([*COMMAND.split(), *(a for a in sys.argv[1:] if a != '--collect')])}`"
         + (" (this section re-collected from its cached results with `--collect`)" if args.collect else "") + "  ",
         f"Machine: {machine_line()} (shared with other jobs while it ran); "
         + (f"time {wall / 60:.1f} min, the sum of the points' own times (train, export, TFLM evaluation)  "

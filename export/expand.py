@@ -28,23 +28,17 @@ def _expected_inputs(opts: fmt.HyperOptions, b_shared_cols: int | None) -> dict[
     matrix = (schema.TensorType.INT4,) if opts.weight_bits == 4 else (schema.TensorType.INT8,)
     codes_t = (schema.TensorType.INT4,) if opts.code_bits == 4 else (schema.TensorType.INT8,)
     d_z, d_h = opts.code_dim, opts.hidden_dim
-    if opts.strategy == fmt.TILED:
-        rows, cols = synthesis.tile_grid(opts.c_out, opts.c_in, opts.tile_size)
-        n_codes = rows * cols
-    else:
-        n_codes = 1
     shapes = {
-        fmt.ROLE_CODES: ([n_codes, d_z], codes_t),
         fmt.ROLE_W1: ([d_z, d_h], matrix),
         fmt.ROLE_B1: ([d_h], (schema.TensorType.INT32,)),
-        fmt.ROLE_W2: ([d_h, opts.tile_size * opts.tile_size], matrix),
-        fmt.ROLE_HEAD: (
-            [d_h, opts.c_out * opts.c_in] if opts.strategy == fmt.PAPER_DENSE else [opts.c_out, d_h], matrix
-        ),
         fmt.ROLE_B_SHARED: ([d_h, b_shared_cols or 0], matrix),
         fmt.ROLE_REQUANT: ([2], (schema.TensorType.INT32,)),
         fmt.ROLE_SIGNS: ([-(-opts.c_out // 8)], (schema.TensorType.UINT8,)),
     }
+    own = generators.for_format(opts.strategy).op_input_shapes(
+        opts.strategy, opts.c_out, opts.c_in, d_z, d_h, opts.tile_size
+    )
+    shapes.update({role: (shape, codes_t if role == fmt.ROLE_CODES else matrix) for role, shape in own.items()})
     return {role: shapes[role] for role in fmt.INPUT_ROLES[opts.strategy]}
 
 

@@ -46,6 +46,8 @@ flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
 flags.register_validator("learning_rate", lambda v: v > 0 and math.isfinite(v), "must be a positive number")
 flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for weights, splits and shuffling.", lower_bound=0)
+flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"],
+                  "train/main: build and train under tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy).")
 flags.DEFINE_string("out", "artifacts", "Output folder.")
 flags.DEFINE_string("model", None, "Path of a saved model (.keras / .h5 / SavedModel) for qat/export.")
 flags.DEFINE_enum("format", "hyper", ["folded", "hyper"], "Export format.")
@@ -149,6 +151,7 @@ def _run_config() -> Any:
         patience=FLAGS.patience, seed=FLAGS.seed, n_boot=FLAGS.n_boot, mode=FLAGS.mode, loss=FLAGS.loss,
         focal_gamma=FLAGS.focal_gamma, class_weights=FLAGS.class_weights, distill=FLAGS.distill,
         teacher=FLAGS.teacher, distill_alpha=FLAGS.distill_alpha, distill_temperature=FLAGS.distill_temperature,
+        distribute=FLAGS.distribute,
     )
 
 
@@ -168,10 +171,11 @@ def _train(out: Path) -> tuple[Any, dict[str, Any], Any]:
 
     training.set_seed(FLAGS.seed)
     datasets, info = _load_data()
-    model = _build_model(info, datasets["train"])
-    accounting.packed_bytes(model).summary(logging.info)
-    pipeline.fit_model(model, datasets, info, _run_config(), FLAGS.epochs, FLAGS.learning_rate, out / "checkpoints",
-                       _teacher())
+    with training.distribution_strategy(FLAGS.distribute).scope():  # variables made, and trained, there
+        model = _build_model(info, datasets["train"])
+        accounting.packed_bytes(model).summary(logging.info)
+        pipeline.fit_model(model, datasets, info, _run_config(), FLAGS.epochs, FLAGS.learning_rate,
+                           out / "checkpoints", _teacher())
     model.save(out / "model.keras")
     return model, datasets, info
 

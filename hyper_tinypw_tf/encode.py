@@ -74,7 +74,7 @@ def _requant_for(acc1: np.ndarray, enc: EncodedGenerator) -> tuple[synthesis.Req
     """Per-layer hidden scale s_h,l = max(h)/127 and the multiplier s_z·s_W1/s_h,l (§4)."""
     peak = float(np.max(np.maximum(acc1, 0))) if acc1.size else 0.0
     base = enc.code_scale * enc.w1_scale
-    hidden_scale = base * peak / 127.0 if peak > 0 else 1.0
+    hidden_scale = base * peak / synthesis.q_max(8) if peak > 0 else 1.0
     mult, shift = synthesis.quantize_multiplier(base / hidden_scale)
     return synthesis.Requant(mult, shift), hidden_scale
 
@@ -111,6 +111,6 @@ def accumulator_scale(enc: EncodedGenerator, layer: EncodedLayer) -> float:
 def synthesize(enc: EncodedGenerator, layer: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:
     """int8 kernel (C_out, C_in) and float32 per-channel scales, exactly as the device makes them."""
     kernel, peaks = synthesis.finish_kernel(accumulators(enc, layer), layer.signs)
-    scales = peaks * accumulator_scale(enc, layer) / 127.0 * layer.channel_factor
+    scales = peaks * accumulator_scale(enc, layer) / synthesis.q_max(8) * layer.channel_factor
     scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
     return kernel, scales

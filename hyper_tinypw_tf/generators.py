@@ -57,9 +57,10 @@ def fake_quant_weight(w: tf.Tensor, bits: int) -> tf.Tensor:
 
 def fake_quant_channels(kernel: tf.Tensor) -> tf.Tensor:
     """Simulate ``channel_quantize``: int8 per output row (axis 0), peak at ±127."""
+    limit = float(synthesis.q_max(8))
     peak = tf.stop_gradient(tf.reduce_max(tf.abs(kernel), axis=1, keepdims=True))
-    scale = tf.where(peak > 0, peak / 127.0, tf.ones_like(peak))
-    return _fake_quant(kernel, scale, 127.0)
+    scale = tf.where(peak > 0, peak / limit, tf.ones_like(peak))
+    return _fake_quant(kernel, scale, limit)
 
 
 class HyperGenerator(keras.layers.Layer):
@@ -137,7 +138,8 @@ class HyperGenerator(keras.layers.Layer):
             b1 = _fake_quant(b1, bias_scale, float(synthesis.INT32_MAX))
         h = tf.nn.relu(tf.matmul(codes, w1) + b1)
         if quantize:
-            h = _fake_quant(h, _tensor_scale(h, 127.0), 127.0, low=0.0)
+            limit = float(synthesis.q_max(8))
+            h = _fake_quant(h, _tensor_scale(h, limit), limit, low=0.0)
         return h
 
     def quantize_weight(self, w: tf.Tensor, quantize: bool) -> tf.Tensor:
@@ -223,6 +225,12 @@ class HyperGenerator(keras.layers.Layer):
     def format_fields(cls, format_name: str) -> dict[str, Any]:
         """The encoded generator's strategy-specific fields for an op of ``format_name`` (see ``encode``)."""
         return {}
+
+    @classmethod
+    def op_input_shapes(cls, format_name: str, c_out: int, c_in: int, code_dim: int, hidden_dim: int,
+                        tile_size: int) -> dict[str, list[int]]:
+        """Shapes of the op inputs whose shape is the strategy's own (codes, heads, W2), by role."""
+        raise NotImplementedError
 
     @staticmethod
     def accumulators(enc: Any, layer: Any) -> np.ndarray:
@@ -362,6 +370,11 @@ class TiledGenerator(HyperGenerator):
     def encode_layer_weights(self, weights):
         return self.encode_codes(weights["codes"]), None, 1.0
 
+    @classmethod
+    def op_input_shapes(cls, format_name, c_out, c_in, code_dim, hidden_dim, tile_size):
+        rows, cols = synthesis.tile_grid(c_out, c_in, tile_size)
+        return {"codes": [rows * cols, code_dim], "w2": [hidden_dim, tile_size * tile_size]}
+
     @staticmethod
     def accumulators(enc, layer):
         return synthesis.tiled_accumulators(
@@ -478,6 +491,11 @@ class PaperGenerator(HyperGenerator):
     @classmethod
     def format_fields(cls, format_name):
         return {"head": format_name.removeprefix("paper_")}
+
+    @classmethod
+    def op_input_shapes(cls, format_name, c_out, c_in, code_dim, hidden_dim, tile_size):
+        dense = cls.format_fields(format_name)["head"] == "dense"
+        return {"codes": [1, code_dim], "head": [hidden_dim, c_out * c_in] if dense else [c_out, hidden_dim]}
 
     def encode_layer_weights(self, weights):
         head, head_scale = synthesis.quantize_tensor(np.asarray(weights["head"].numpy(), np.float64), self.weight_bits)

@@ -65,6 +65,7 @@ class RunConfig:
     teacher: str | None = None
     distill_alpha: float = 0.7
     distill_temperature: float = 2.0
+    distribute: str = "none"  # training.DISTRIBUTE: the tf.distribute strategy the float models train under
 
 
 def fit_logging(epochs: int) -> tuple[int, list[Any]]:
@@ -362,9 +363,10 @@ class MainJob:
             return
         training.set_seed(self.config.seed)
         data = self.load_data()  # loaded again after the seed, so every side sees the same shuffles
-        model = build_model(self.config.preset, data[1], (x for x, _ in data[0]["train"]), side)
-        accounting.packed_bytes(model).summary(self.print)
-        self._fit(model, side, data, self.config.epochs, self.config.learning_rate, "checkpoints")
+        with training.distribution_strategy(self.config.distribute).scope():  # variables made, and trained, there
+            model = build_model(self.config.preset, data[1], (x for x, _ in data[0]["train"]), side)
+            accounting.packed_bytes(model).summary(self.print)
+            self._fit(model, side, data, self.config.epochs, self.config.learning_rate, "checkpoints")
         _save_model(model, output)
 
     def teacher_side(self) -> str:

@@ -1,4 +1,4 @@
-"""Apnea-ECG loader on small WFDB records written by the test (real signals are too big)."""
+"""hyper_tinypw_tf.data.apnea (through data.load/load_arrays) on small WFDB records the test writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad files name themselves, skip_bad skips and counts, offline downloads fail clearly."""
+"""hyper_tinypw_tf.data.errors/wfdb_io/speech_commands: bad files named, skip_bad counts, offline is one error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MIT-BIH loader on the real DS1 copy in ../shared/data/mitdb."""
+"""hyper_tinypw_tf.data.mitdb (via data.load/load_arrays) on the real DS1 copy in the shared data folder."""
 
 from __future__ import annotations
 

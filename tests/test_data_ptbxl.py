@@ -1,4 +1,4 @@
-"""PTB-XL loader on the partial copy in ../shared/data/ptbxl."""
+"""hyper_tinypw_tf.data.ptbxl (via data.load/load_arrays) on the partial copy in the shared data folder."""
 
 from __future__ import annotations
 

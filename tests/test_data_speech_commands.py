@@ -1,4 +1,4 @@
-"""Speech Commands loader on the subset in ../shared/data/speech_commands."""
+"""hyper_tinypw_tf.data.speech_commands and data.splits on the subset in the shared data folder."""
 
 from __future__ import annotations
 

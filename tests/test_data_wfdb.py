@@ -1,4 +1,4 @@
-"""WFDB record checks blame the right file: a wrong signal count is the header's fault, a short file the .dat's."""
+"""hyper_tinypw_tf.data.wfdb_io: checks blame the right file (signal count: the header; short file: the .dat)."""
 
 from __future__ import annotations
 

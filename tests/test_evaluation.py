@@ -1,4 +1,4 @@
-"""Metrics against hand-computed values, clustered bootstrap, validation-only threshold."""
+"""hyper_tinypw_tf.evaluation: metrics against hand-computed values, clustered bootstrap, validation-only threshold."""
 
 from __future__ import annotations
 

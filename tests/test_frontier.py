@@ -79,7 +79,7 @@ def test_answers_with_gaps():
     assert b225["hyper"] == "hyper_large"
     (c,) = result["c"]
     assert (c["hyper"], c["ratio"]) == ("hyper_64k", pytest.approx(40_000 / 60_000))
-    assert "LARGER" in c["text"]
+    assert "hyper is 1.50x LARGER" in c["text"]
 
 
 def test_answers_say_what_was_not_measured():

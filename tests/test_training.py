@@ -1,4 +1,4 @@
-"""Training: deterministic seeds, per-epoch data order, checkpoints (the kill-and-resume test: test_resume.py)."""
+"""hyper_tinypw_tf.training: seeds, per-epoch data order, checkpoints (kill-and-resume: test_resume.py)."""
 
 import numpy as np
 import pytest
