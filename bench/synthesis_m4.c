@@ -43,10 +43,47 @@ static int8_t next_int8(void) {
   return (int8_t)((int32_t)(state >> 24) - 128);
 }
 
+/* One input of an op: rank 1 when d1 < 0, else rank 2. */
+static void set_input(htpw_input* in, const void* data, int32_t bytes, htpw_type type, int32_t d0, int32_t d1) {
+  in->data = data;
+  in->bytes = bytes;
+  in->type = type;
+  in->rank = d1 < 0 ? 1 : 2;
+  in->dims[0] = d0;
+  in->dims[1] = d1 < 0 ? 0 : d1;
+}
+
+/* Validate and synthesize one op, writing "name c_out c_in validate_ticks synth_ticks crc" to out.
+ * Returns 0, or the exit status that names the failing step (scratch: base, op: base + 1). */
+static int time_op(FILE* out, const char* name, htpw_options* o, htpw_input* in, int32_t n, int base) {
+  int32_t scratch_bytes = 0, k;
+  uint32_t t0, t1, t2;
+  htpw_status s1, s2;
+  o->version = HTPW_FORMAT_VERSION;
+  o->mode = HTPW_MODE_ID_BOOT;
+  o->code_bits = 8;
+  o->weight_bits = 8;
+  o->crc32 = 0;
+  for (k = 0; k < n; ++k) o->crc32 = htpw_crc32(o->crc32, in[k].data, in[k].bytes);
+  if (htpw_op_scratch_bytes(o, in, n, &scratch_bytes) != HTPW_OK || scratch_bytes > (int32_t)sizeof(scratch)) {
+    return base;
+  }
+  t0 = htpw_m4_ticks();
+  s1 = htpw_op_validate(o, in, n);
+  t1 = htpw_m4_ticks();
+  s2 = htpw_op_synthesize(o, in, n, scratch, scratch_bytes, kernel, o->c_out * o->c_in);
+  t2 = htpw_m4_ticks();
+  if (s1 != HTPW_OK || s2 != HTPW_OK) return base + 1;
+  fprintf(out, "%s %ld %ld %lu %lu %08lx\n", name, (long)o->c_out, (long)o->c_in, (unsigned long)(t1 - t0),
+          (unsigned long)(t2 - t1), (unsigned long)htpw_crc32(0, kernel, o->c_out * o->c_in));
+  return 0;
+}
+
 int main(void) {
   static const int32_t layers[][2] = {LAYERS};
   FILE* out = fopen("synthesis_m4.txt", "w");
   unsigned i;
+  int status;
   if (out == NULL) return 3;
   for (i = 0; i < sizeof(codes); ++i) codes[i] = next_int8();
   for (i = 0; i < sizeof(w1); ++i) w1[i] = next_int8();
@@ -65,88 +102,43 @@ int main(void) {
     htpw_input in[6];
     const int32_t c_out = layers[i][0], c_in = layers[i][1];
     const int32_t tiles = ((c_out + TILE - 1) / TILE) * ((c_in + TILE - 1) / TILE);
-    int32_t scratch_bytes = 0, k;
-    uint32_t t0, t1, t2;
-    htpw_status s1, s2;
     memset(&o, 0, sizeof(o));
     memset(in, 0, sizeof(in));
-    o.version = HTPW_FORMAT_VERSION;
-    o.mode = HTPW_MODE_ID_BOOT;
     o.strategy = HTPW_STRATEGY_ID_TILED;
     o.c_out = c_out;
     o.c_in = c_in;
     o.code_dim = CODE_DIM;
     o.hidden_dim = HIDDEN_DIM;
     o.tile_size = TILE;
-    o.code_bits = 8;
-    o.weight_bits = 8;
-    in[0].data = codes; in[0].bytes = tiles * CODE_DIM; in[0].type = HTPW_TYPE_INT8; in[0].rank = 2;
-    in[0].dims[0] = tiles; in[0].dims[1] = CODE_DIM;
-    in[1].data = w1; in[1].bytes = sizeof(w1); in[1].type = HTPW_TYPE_INT8; in[1].rank = 2;
-    in[1].dims[0] = CODE_DIM; in[1].dims[1] = HIDDEN_DIM;
-    in[2].data = b1; in[2].bytes = sizeof(b1); in[2].type = HTPW_TYPE_INT32; in[2].rank = 1;
-    in[2].dims[0] = HIDDEN_DIM;
-    in[3].data = w2; in[3].bytes = sizeof(w2); in[3].type = HTPW_TYPE_INT8; in[3].rank = 2;
-    in[3].dims[0] = HIDDEN_DIM; in[3].dims[1] = TILE * TILE;
-    in[4].data = requant; in[4].bytes = 8; in[4].type = HTPW_TYPE_INT32; in[4].rank = 1; in[4].dims[0] = 2;
-    in[5].data = signs; in[5].bytes = (c_out + 7) / 8; in[5].type = HTPW_TYPE_UINT8; in[5].rank = 1;
-    in[5].dims[0] = (c_out + 7) / 8;
-    for (k = 0; k < 6; ++k) o.crc32 = htpw_crc32(o.crc32, in[k].data, in[k].bytes);
-    if (htpw_op_scratch_bytes(&o, in, 6, &scratch_bytes) != HTPW_OK || scratch_bytes > (int32_t)sizeof(scratch)) {
-      return 4;
-    }
-    t0 = htpw_m4_ticks();
-    s1 = htpw_op_validate(&o, in, 6);
-    t1 = htpw_m4_ticks();
-    s2 = htpw_op_synthesize(&o, in, 6, scratch, scratch_bytes, kernel, c_out * c_in);
-    t2 = htpw_m4_ticks();
-    if (s1 != HTPW_OK || s2 != HTPW_OK) return 5;
-    fprintf(out, "tiled %ld %ld %lu %lu %08lx\n", (long)c_out, (long)c_in, (unsigned long)(t1 - t0),
-            (unsigned long)(t2 - t1), (unsigned long)htpw_crc32(0, kernel, c_out * c_in));
+    set_input(&in[0], codes, tiles * CODE_DIM, HTPW_TYPE_INT8, tiles, CODE_DIM);
+    set_input(&in[1], w1, sizeof(w1), HTPW_TYPE_INT8, CODE_DIM, HIDDEN_DIM);
+    set_input(&in[2], b1, sizeof(b1), HTPW_TYPE_INT32, HIDDEN_DIM, -1);
+    set_input(&in[3], w2, sizeof(w2), HTPW_TYPE_INT8, HIDDEN_DIM, TILE * TILE);
+    set_input(&in[4], requant, 8, HTPW_TYPE_INT32, 2, -1);
+    set_input(&in[5], signs, (c_out + 7) / 8, HTPW_TYPE_UINT8, (c_out + 7) / 8, -1);
+    status = time_op(out, "tiled", &o, in, 6, 4);
+    if (status != 0) return status;
   }
   for (i = 0; i < sizeof(layers) / sizeof(layers[0]); ++i) { /* the same shapes, paper_factorized */
     htpw_options o;
     htpw_input in[7];
     const int32_t c_out = layers[i][0], c_in = layers[i][1];
-    int32_t scratch_bytes = 0, k;
-    uint32_t t0, t1, t2;
-    htpw_status s1, s2;
     memset(&o, 0, sizeof(o));
     memset(in, 0, sizeof(in));
-    o.version = HTPW_FORMAT_VERSION;
-    o.mode = HTPW_MODE_ID_BOOT;
     o.strategy = HTPW_STRATEGY_ID_PAPER_FACTORIZED;
     o.c_out = c_out;
     o.c_in = c_in;
     o.code_dim = CODE_DIM;
     o.hidden_dim = F_HIDDEN;
-    o.code_bits = 8;
-    o.weight_bits = 8;
-    in[0].data = f_code; in[0].bytes = CODE_DIM; in[0].type = HTPW_TYPE_INT8; in[0].rank = 2;
-    in[0].dims[0] = 1; in[0].dims[1] = CODE_DIM;
-    in[1].data = f_w1; in[1].bytes = sizeof(f_w1); in[1].type = HTPW_TYPE_INT8; in[1].rank = 2;
-    in[1].dims[0] = CODE_DIM; in[1].dims[1] = F_HIDDEN;
-    in[2].data = b1; in[2].bytes = 4 * F_HIDDEN; in[2].type = HTPW_TYPE_INT32; in[2].rank = 1;
-    in[2].dims[0] = F_HIDDEN;
-    in[3].data = f_head; in[3].bytes = c_out * F_HIDDEN; in[3].type = HTPW_TYPE_INT8; in[3].rank = 2;
-    in[3].dims[0] = c_out; in[3].dims[1] = F_HIDDEN;
-    in[4].data = f_b; in[4].bytes = sizeof(f_b); in[4].type = HTPW_TYPE_INT8; in[4].rank = 2;
-    in[4].dims[0] = F_HIDDEN; in[4].dims[1] = MAX_C;
-    in[5].data = requant; in[5].bytes = 8; in[5].type = HTPW_TYPE_INT32; in[5].rank = 1; in[5].dims[0] = 2;
-    in[6].data = signs; in[6].bytes = (c_out + 7) / 8; in[6].type = HTPW_TYPE_UINT8; in[6].rank = 1;
-    in[6].dims[0] = (c_out + 7) / 8;
-    for (k = 0; k < 7; ++k) o.crc32 = htpw_crc32(o.crc32, in[k].data, in[k].bytes);
-    if (htpw_op_scratch_bytes(&o, in, 7, &scratch_bytes) != HTPW_OK || scratch_bytes > (int32_t)sizeof(scratch)) {
-      return 7;
-    }
-    t0 = htpw_m4_ticks();
-    s1 = htpw_op_validate(&o, in, 7);
-    t1 = htpw_m4_ticks();
-    s2 = htpw_op_synthesize(&o, in, 7, scratch, scratch_bytes, kernel, c_out * c_in);
-    t2 = htpw_m4_ticks();
-    if (s1 != HTPW_OK || s2 != HTPW_OK) return 8;
-    fprintf(out, "paper_factorized %ld %ld %lu %lu %08lx\n", (long)c_out, (long)c_in, (unsigned long)(t1 - t0),
-            (unsigned long)(t2 - t1), (unsigned long)htpw_crc32(0, kernel, c_out * c_in));
+    set_input(&in[0], f_code, CODE_DIM, HTPW_TYPE_INT8, 1, CODE_DIM);
+    set_input(&in[1], f_w1, sizeof(f_w1), HTPW_TYPE_INT8, CODE_DIM, F_HIDDEN);
+    set_input(&in[2], b1, 4 * F_HIDDEN, HTPW_TYPE_INT32, F_HIDDEN, -1);
+    set_input(&in[3], f_head, c_out * F_HIDDEN, HTPW_TYPE_INT8, c_out, F_HIDDEN);
+    set_input(&in[4], f_b, sizeof(f_b), HTPW_TYPE_INT8, F_HIDDEN, MAX_C);
+    set_input(&in[5], requant, 8, HTPW_TYPE_INT32, 2, -1);
+    set_input(&in[6], signs, (c_out + 7) / 8, HTPW_TYPE_UINT8, (c_out + 7) / 8, -1);
+    status = time_op(out, "paper_factorized", &o, in, 7, 7);
+    if (status != 0) return status;
   }
   return fclose(out) == 0 ? 0 : 6;
 }
