@@ -227,6 +227,16 @@ class HyperGenerator(keras.layers.Layer):
         return {}
 
     @classmethod
+    def op_config(cls, format_name: str, tile_size: int, c_in: int) -> dict[str, Any]:
+        """Constructor arguments, beyond the micro-MLP's sizes, of a generator that writes this op variant."""
+        return {}
+
+    @classmethod
+    def from_op(cls, format_name: str, code_dim: int, hidden_dim: int, tile_size: int, c_in: int) -> HyperGenerator:
+        """A generator shaped like a hyper file's op, e.g. to count its synthesis MACs."""
+        return cls(code_dim=code_dim, hidden_dim=hidden_dim, **cls.op_config(format_name, tile_size, c_in))
+
+    @classmethod
     def op_input_shapes(cls, format_name: str, c_out: int, c_in: int, code_dim: int, hidden_dim: int,
                         tile_size: int) -> dict[str, list[int]]:
         """Shapes of the op inputs whose shape is the strategy's own (codes, heads, W2), by role."""
@@ -371,6 +381,10 @@ class TiledGenerator(HyperGenerator):
         return self.encode_codes(weights["codes"]), None, 1.0
 
     @classmethod
+    def op_config(cls, format_name, tile_size, c_in):
+        return {"tile_size": tile_size}
+
+    @classmethod
     def op_input_shapes(cls, format_name, c_out, c_in, code_dim, hidden_dim, tile_size):
         rows, cols = synthesis.tile_grid(c_out, c_in, tile_size)
         return {"codes": [rows * cols, code_dim], "w2": [hidden_dim, tile_size * tile_size]}
@@ -491,6 +505,10 @@ class PaperGenerator(HyperGenerator):
     @classmethod
     def format_fields(cls, format_name):
         return {"head": format_name.removeprefix("paper_")}
+
+    @classmethod
+    def op_config(cls, format_name, tile_size, c_in):
+        return {**cls.format_fields(format_name), "max_in_channels": c_in}
 
     @classmethod
     def op_input_shapes(cls, format_name, c_out, c_in, code_dim, hidden_dim, tile_size):

@@ -66,6 +66,7 @@ def test_cli_default_data_dir_comes_from_the_one_resolver(monkeypatch, tmp_path:
     from hyper_tinypw_tf import cli
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    flags.FLAGS.unparse_flags()  # start from the defaults, whatever an earlier in-process CLI test parsed
     flags.FLAGS(["prog", "--task=mitdb_aami"])
     try:
         assert cli._data_dir() == tmp_path / "mitdb"

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import pytest
+import numpy as np
 
 from tests.test_data_apnea import write_record
 
 SMALL = ("main", "--epochs=1", "--qat_epochs=1", "--n_boot=20", "--batch_size=128")
 FILES = {"stored": "model_folded.tflite", "hyper": "model_hyper.tflite"}
+METRICS = {"macro_f1": "macro-F1", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC-AUC"}  # table labels
 # Ten records of six minutes, both classes in each, so that val and test (two records each) hold both.
 APNEA = {f"a{i:02d}": pattern for i, pattern in enumerate(
     ("NNAANNA", "ANNANNA", "NAANNAN", "AANNANN", "NANANAN", "ANANANA", "NNAAANN", "AANNNAA", "NAANNNA", "ANNAANN"),
@@ -33,7 +36,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _check_main(out: Path, result: subprocess.CompletedProcess[str], task: str, preset: str) -> dict:
+def _check_main(out: Path, result: subprocess.CompletedProcess[str], task: str, preset: str) -> dict[str, Any]:
     """The outcome every task must reach: status 0, the table with both columns, both sides in summary.json."""
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index(f"{task}, preset {preset}"):].splitlines()
@@ -44,14 +47,17 @@ def _check_main(out: Path, result: subprocess.CompletedProcess[str], task: str, 
     for side in FILES:
         assert summary[side]["file_bytes"] == sizes[side]
         metrics = summary[side]["evaluation"]["metrics"]
-        assert all(math.isfinite(metrics[key]) for key in ("macro_f1", "balanced_accuracy", "roc_auc")), metrics
+        assert all(math.isfinite(metrics[key]) for key in METRICS), metrics
     row = next(line for line in table if line.startswith("file bytes"))
     stored, hyper = sizes["stored"], sizes["hyper"]
     assert row.split()[2:] == [f"{stored:,}", f"{hyper:,}", f"{hyper - stored:+,}"]
-    for key in ("macro_f1", "balanced_accuracy", "roc_auc"):
-        name = {"macro_f1": "macro-F1", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC-AUC"}[key]
-        assert any(line.startswith(name) for line in table)
-        assert math.isfinite(summary["difference"][key]["difference"])
+    for key, name in METRICS.items():
+        line = next(line for line in table if line.startswith(name))
+        cells = re.findall(r"([+-]?\d+\.\d{3}) \[[^\]]*\]", line[len(name):])
+        difference = summary["difference"][key]["difference"]
+        assert math.isfinite(difference)
+        assert cells == [f"{summary['stored']['evaluation']['metrics'][key]:.3f}",
+                         f"{summary['hyper']['evaluation']['metrics'][key]:.3f}", f"{difference:+.3f}"]
     return summary
 
 
@@ -76,6 +82,11 @@ def test_main_ptbxl_on_the_shared_copy(tmp_path: Path, shared_data: Path) -> Non
     result = _run(*SMALL, "--task=ptbxl", "--preset=32k", f"--out={tmp_path}")
     summary = _check_main(tmp_path, result, "ptbxl", "32k")
     assert list(summary["stored"]["evaluation"]["per_class"]) == ["NORM", "abnormal"]
+    # With 3 training steps an epoch, BatchNorm's moving statistics once stayed near their initial
+    # values and every test example got the same logits; precise BN (training.recalibrate_batchnorm) fixed it.
+    for side in FILES:
+        logits = np.load(tmp_path / side / "tflm.npz")["test_logits"]
+        assert len(np.unique(logits, axis=0)) > len(logits) // 2, side
 
 
 def test_main_speech_commands_on_the_shared_copy(tmp_path: Path, shared_data: Path) -> None:

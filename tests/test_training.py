@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from hyper_tinypw_tf import models, training
+from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.data import LoadOptions, load
 
 RECORDS = ["106", "119", "208", "215", "223"]
@@ -81,3 +83,22 @@ def test_checkpoint_holds_state_and_best_weights(beats, tmp_path):
     reloaded.load_weights(str(tmp_path / training.BEST_WEIGHTS_FILE))
     for held, saved in zip(model.get_weights(), reloaded.get_weights(), strict=True):
         np.testing.assert_array_equal(held, saved)
+
+
+def test_recalibrate_batchnorm_sets_the_exact_mean_of_the_training_batches():
+    """Precise BN: moving statistics become the average of the per-batch statistics, momentum restored."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="dense")(inputs)
+    outputs = keras.layers.BatchNormalization(momentum=0.99, name="bn")(hidden)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(24, 4)).astype(np.float32)
+    batches = tf.data.Dataset.from_tensor_slices((x, np.zeros(24))).batch(8)
+    assert training.recalibrate_batchnorm(model, batches) == 3
+    h = model.get_layer("dense")(x).numpy().reshape(3, 8, 3)
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), h.mean(axis=1).mean(axis=0), rtol=1e-5, atol=1e-6)
+    # tf_keras keeps the biased (ddof=0) batch variance.
+    np.testing.assert_allclose(bn.moving_variance.numpy(), h.var(axis=1).mean(axis=0), rtol=1e-4)
+    assert bn.momentum == 0.99
+    assert training.recalibrate_batchnorm(keras.Sequential([keras.layers.Dense(2)]), batches) == 0

@@ -199,13 +199,8 @@ def synthesis_macs(options: Sequence) -> int:
 
     total = 0
     for o in options:
-        config = {"code_dim": o.code_dim, "hidden_dim": o.hidden_dim}
-        if o.strategy == "tiled":
-            spec = {"strategy": "tiled", "config": {**config, "tile_size": o.tile_size}}
-        else:
-            spec = {"strategy": "paper", "config": {**config, "head": o.strategy.removeprefix("paper_"),
-                                                    "max_in_channels": o.c_in}}
-        total += generators.get(spec).synthesis_macs(o.c_in, o.c_out)
+        generator = generators.for_format(o.strategy).from_op(o.strategy, o.code_dim, o.hidden_dim, o.tile_size, o.c_in)
+        total += generator.synthesis_macs(o.c_in, o.c_out)
     return total
 
 
