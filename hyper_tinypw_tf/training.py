@@ -162,6 +162,17 @@ def recalibrate_batchnorm(model: keras.Model, train: tf.data.Dataset,
     return used
 
 
+class _PreciseBatchNorm(keras.callbacks.Callback):
+    """Re-estimate BatchNorm statistics as validation starts, so early stopping judges exported weights."""
+
+    def __init__(self, target: keras.Model, train: tf.data.Dataset) -> None:
+        super().__init__()
+        self._target, self._train = target, train
+
+    def on_test_begin(self, logs: dict[str, float] | None = None) -> None:
+        recalibrate_batchnorm(self._target, self._train)
+
+
 @dataclass
 class _State:
     """Everything a resumed run needs besides the data: the next epoch, weights, optimizer, early stopping."""
@@ -251,6 +262,7 @@ def fit(
     compile_model(model, config.learning_rate, loss)
     # Float models get exact BatchNorm statistics before every validation (recalibrate_batchnorm).
     precise_bn = not inspect.is_qat(getattr(model, "student", model)) and bool(batchnorm_layers(model))
+    extra = [_PreciseBatchNorm(model, train)] if precise_bn and val is not None else []
     root = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     state = _State()
     if root is not None:
@@ -261,15 +273,9 @@ def fit(
         epoch = state.epoch
         set_seed(epoch_seed(config.seed, epoch))  # every random op of the epoch, from (seed, epoch) only
         logs = model.fit(
-            epoch_dataset(train, config.seed, epoch), validation_data=None if precise_bn else val,
-            initial_epoch=epoch, epochs=epoch + 1, callbacks=list(callbacks), class_weight=class_weight,
-            verbose=config.verbose,
+            epoch_dataset(train, config.seed, epoch), validation_data=val, initial_epoch=epoch, epochs=epoch + 1,
+            callbacks=[*extra, *callbacks], class_weight=class_weight, verbose=config.verbose,
         ).history
-        if precise_bn:
-            recalibrate_batchnorm(model, train)
-            if val is not None:
-                scores = model.evaluate(val, verbose=0, return_dict=True)
-                logs.update({f"val_{name}": [float(value)] for name, value in scores.items()})
         for key, values in logs.items():
             state.history.setdefault(key, []).append(float(values[-1]))
         current = logs.get(MONITOR, [None])[-1]
@@ -288,7 +294,9 @@ def fit(
         if root is not None:
             _save_state(root / STATE_FILE, model, state, config.seed)
     if state.best_weights is not None:
-        model.set_weights(state.best_weights)
+        model.set_weights(state.best_weights)  # recalibrated before the validation that chose them
+    elif precise_bn:
+        recalibrate_batchnorm(model, train)
     history = keras.callbacks.History()
     history.set_model(model)
     history.epoch = list(range(len(next(iter(state.history.values()), []))))
