@@ -32,20 +32,6 @@ def _validate(fmt_name: Any, mode: Any = fmt.MODE_BOOT) -> None:
         raise ValueError(f"export: mode must be one of {hyper.EXPORT_MODES}, received mode={mode!r}")
 
 
-def synthesis_macs(model: keras.Model) -> dict[str, int]:
-    """Layer name → MACs to synthesize its kernel, from its generator (the bill's one formula)."""
-    from hyper_tinypw_tf.layers import HyperPWConv2D
-
-    macs = {}
-    for layer in model.layers:
-        inner = layer
-        while not isinstance(inner, HyperPWConv2D) and isinstance(getattr(inner, "layer", None), keras.layers.Layer):
-            inner = inner.layer
-        if isinstance(inner, HyperPWConv2D):
-            macs[inner.name] = int(inner.generator.synthesis_macs(inner.in_channels, inner.filters))
-    return macs
-
-
 def export_model(
     model: keras.Model, *, fmt: str, mode: str = fmt.MODE_BOOT, representative_data: Any = None,
     slim_zero_points: bool = False, sram_budget: int | None = None,
@@ -66,7 +52,7 @@ def export_model(
     folded = convert.convert_model(model, representative_data=representative_data)
     if fmt == FOLDED:
         return slim.slim_zero_points_bytes(folded) if slim_zero_points else folded
-    macs = synthesis_macs(model) if mode == hyper.BUDGET else None
+    macs = accounting.synthesis_macs_by_layer(model) if mode == hyper.BUDGET else None
     return hyper.to_hyper(folded, convert.generated_layers(model), mode=mode, sram_budget=sram_budget,
                           synthesis_macs=macs)
 
@@ -148,7 +134,7 @@ def export_files(
         report.summary(print_fn)
         if mode == hyper.BUDGET and fmt == HYPER:
             layers = convert.generated_layers(model)
-            costs = hyper.budget_costs(layers, synthesis_macs(model))
+            costs = hyper.budget_costs(layers, accounting.synthesis_macs_by_layer(model))
             print_fn(hyper.budget_table(layers, hyper.budget_modes(costs, sram_budget), costs, sram_budget))
     return report
 

@@ -15,7 +15,7 @@ import numpy as np
 RUNTIMES = ("tflm", "litert")
 
 
-def _quantization(data: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
+def io_quantization(data: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
     """(scale, zero point) of the model's input and output, read from the flatbuffer.
 
     Not with LiteRT's parser: it refuses files with one zero point per per-channel tensor
@@ -66,6 +66,6 @@ def run_int8(data: bytes, examples: Iterable[np.ndarray], runtime: str = "tflm")
 
 def predict(data: bytes, x: np.ndarray, runtime: str = "tflm") -> np.ndarray:
     """Dequantized outputs (the model's logits) for float inputs ``x``."""
-    (in_scale, in_zero), (out_scale, out_zero) = _quantization(data)
+    (in_scale, in_zero), (out_scale, out_zero) = io_quantization(data)
     q = run_int8(data, quantize(np.asarray(x, np.float32), in_scale, in_zero), runtime)
     return (q.astype(np.float32) - out_zero) * out_scale

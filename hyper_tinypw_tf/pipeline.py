@@ -195,14 +195,10 @@ def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str
     Raises:
       RuntimeError: naming the first example whose outputs differ.
     """
-    from export import _flatbuffer as fb
     from export import interpreters
     from tflm_harness import run
 
-    model_t = fb.read(folded, "folded model")
-    graph = model_t.subgraphs[0]
-    quant = graph.tensors[graph.inputs[0]].quantization
-    q = interpreters.quantize(np.asarray(x, np.float32), float(quant.scale[0]), int(quant.zeroPoint[0]))
+    q = interpreters.quantize(np.asarray(x, np.float32), *interpreters.io_quantization(folded)[0])
     expected = interpreters.run_int8(folded, q, "tflm")
     result = run.run(model_file, q)
     got = result.outputs.reshape(expected.shape)

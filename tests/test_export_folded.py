@@ -41,7 +41,7 @@ def _up_to_classifier(model: bytes) -> bytes:
 
 def _run_both(model: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int8 outputs of LiteRT (reference kernels) and of the TFLM interpreter for every example."""
-    (scale, zero), _ = interpreters._quantization(model)
+    (scale, zero), _ = interpreters.io_quantization(model)
     q = interpreters.quantize(x, scale, zero)
     return interpreters.run_int8(model, q, "litert"), interpreters.run_int8(model, q, "tflm")
 

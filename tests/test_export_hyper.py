@@ -122,7 +122,7 @@ def test_tflm_runs_slimmed_zero_points_identically() -> None:
     hyper.slim_zero_points(model_t)
     slim = fb.write(model_t)
     assert len(slim) < len(folded)
-    (scale, zero), _ = interpreters._quantization(folded)
+    (scale, zero), _ = interpreters.io_quantization(folded)
     x = interpreters.quantize(calibration(6, seed=3), scale, zero)
     np.testing.assert_array_equal(interpreters.run_int8(slim, x, "tflm"), interpreters.run_int8(folded, x, "tflm"))
 

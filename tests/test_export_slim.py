@@ -28,7 +28,7 @@ def test_only_stored_tensor_and_graph_io_names_remain() -> None:
 
 def test_unnamed_tensors_run_alike_in_litert_and_tflm() -> None:
     folded, _ = tiny_exports("tiled")
-    (scale, zero), _ = interpreters._quantization(folded)
+    (scale, zero), _ = interpreters.io_quantization(folded)
     x = interpreters.quantize(calibration(4, seed=5), scale, zero)
     np.testing.assert_array_equal(interpreters.run_int8(folded, x, "tflm"), interpreters.run_int8(folded, x, "litert"))
 
@@ -42,6 +42,6 @@ def test_folded_file_slimmed_like_hyper_files_runs_identically_in_tflm() -> None
     fat = _per_channel(fb.read(folded))
     assert fat and all(len(t.quantization.zeroPoint) == len(t.quantization.scale) for t in fat)
     assert len(slim) < len(folded)
-    (scale, zero), _ = interpreters._quantization(folded)
+    (scale, zero), _ = interpreters.io_quantization(folded)
     x = interpreters.quantize(calibration(6, seed=3), scale, zero)
     np.testing.assert_array_equal(interpreters.run_int8(slim, x, "tflm"), interpreters.run_int8(folded, x, "tflm"))

@@ -21,7 +21,7 @@ from flatbuffers import flexbuffers
 from export import _flatbuffer as fb
 from export import api, convert, hyper, interpreters
 from export import format as fmt
-from hyper_tinypw_tf import models
+from hyper_tinypw_tf import accounting, models
 from hyper_tinypw_tf.cli import main as cli_main
 from tests.conftest_export import GENERATORS, TINY, calibration, tiny_exports, tiny_float_model
 from tflm_harness import build, run
@@ -66,7 +66,7 @@ def _hyper(key: str, mode: str) -> bytes:
     layers = convert.generated_layers(model)
     if mode == hyper.BUDGET:
         return hyper.to_hyper(_folded(key), layers, mode=mode, sram_budget=_budget(key),
-                              synthesis_macs=api.synthesis_macs(model))
+                              synthesis_macs=accounting.synthesis_macs_by_layer(model))
     return hyper.to_hyper(_folded(key), layers, mode=mode)
 
 
@@ -164,7 +164,7 @@ def test_budget_modes_cache_the_most_synthesis_macs_that_fit(seed: int) -> None:
 
 def test_budget_mode_arguments_are_checked() -> None:
     layers = convert.generated_layers(_model("tiled"))
-    macs = api.synthesis_macs(_model("tiled"))
+    macs = accounting.synthesis_macs_by_layer(_model("tiled"))
     with pytest.raises(ValueError, match="mode='budget' needs sram_budget"):
         hyper.to_hyper(_folded("tiled"), layers, mode=hyper.BUDGET)
     with pytest.raises(ValueError, match="sram_budget applies to mode='budget' only"):
@@ -175,7 +175,7 @@ def test_budget_mode_arguments_are_checked() -> None:
 
 def test_budget_of_zero_streams_everything_and_ample_budget_caches_everything() -> None:
     layers = convert.generated_layers(_model("tiled"))
-    macs = api.synthesis_macs(_model("tiled"))
+    macs = accounting.synthesis_macs_by_layer(_model("tiled"))
     none = hyper.to_hyper(_folded("tiled"), layers, mode=hyper.BUDGET, sram_budget=0, synthesis_macs=macs)
     every = hyper.to_hyper(_folded("tiled"), layers, mode=hyper.BUDGET, sram_budget=1 << 20, synthesis_macs=macs)
     assert set(_op_modes(none).values()) == {fmt.MODE_STREAM}

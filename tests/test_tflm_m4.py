@@ -43,7 +43,7 @@ def test_instruction_counter_matches_a_loop_of_known_length():
 def _inputs(generator: str) -> np.ndarray:
     """Eight calibration windows quantized with the folded model's input quantization."""
     folded, _ = tiny_exports(generator, fmt.MODE_BOOT)
-    (scale, zero), _ = interpreters._quantization(folded)
+    (scale, zero), _ = interpreters.io_quantization(folded)
     return interpreters.quantize(calibration(), scale, zero)
 
 
