@@ -8,7 +8,7 @@ kernels implement the integer contract TFLM does. Both take int8 inputs and retu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -64,8 +64,14 @@ def run_int8(data: bytes, examples: Iterable[np.ndarray], runtime: str = "tflm")
     return np.array(outputs)
 
 
-def predict(data: bytes, x: np.ndarray, runtime: str = "tflm") -> np.ndarray:
-    """Dequantized outputs (the model's logits) for float inputs ``x``."""
+def predict(data: bytes, x: np.ndarray, runtime: str = "tflm",
+            run: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Dequantized outputs (the model's logits) for float inputs ``x``.
+
+    ``run`` maps the int8 examples to int8 outputs, one row per example, for a runtime this
+    module does not host (the HyperTinyPW op's TFLM runner); by default :func:`run_int8`.
+    """
     (in_scale, in_zero), (out_scale, out_zero) = io_quantization(data)
-    q = run_int8(data, quantize(np.asarray(x, np.float32), in_scale, in_zero), runtime)
-    return (q.astype(np.float32) - out_zero) * out_scale
+    q = quantize(np.asarray(x, np.float32), in_scale, in_zero)
+    out = run(q) if run is not None else run_int8(data, q, runtime)
+    return (out.astype(np.float32) - out_zero) * out_scale

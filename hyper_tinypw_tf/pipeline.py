@@ -171,13 +171,18 @@ def tflm_runnable(data: bytes) -> tuple[bytes, bool]:
     for. ``MainJob.evaluate`` also runs the hyper file itself through the op in the host TFLM runner
     (:func:`check_through_op`) and checks both give the same outputs.
     """
-    from export import _flatbuffer as fb
     from export import api
+
+    return (api.expand(data), True) if is_hyper(data) else (data, False)
+
+
+def is_hyper(data: bytes) -> bool:
+    """Whether a ``.tflite`` file holds HyperTinyPW ops."""
+    from export import _flatbuffer as fb
     from export import format as fmt
 
     model_t = fb.read(data, "model file")
-    hyper = any(fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME for op in model_t.subgraphs[0].operators)
-    return (api.expand(data), True) if hyper else (data, False)
+    return any(fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME for op in model_t.subgraphs[0].operators)
 
 
 def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
@@ -185,6 +190,17 @@ def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
     from export import interpreters
 
     return interpreters.predict(tflm_runnable(data)[0], x, "tflm")
+
+
+OP_RUNTIME = "tflm (HyperTinyPW op, host runner)"
+
+
+def op_predict(path: Path, data: bytes, x: np.ndarray) -> np.ndarray:
+    """Logits of the hyper file at ``path`` run through the HyperTinyPW op in the host TFLM runner."""
+    from export import interpreters
+    from tflm_harness import run
+
+    return interpreters.predict(data, x, run=lambda q: run.run(path, q).outputs.reshape(len(q), -1))
 
 
 def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str, Any]:
@@ -266,8 +282,9 @@ def predictor(model_path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray
         raise ValueError(f"--model={str(path)!r} does not exist")
     if path.suffix == ".tflite":
         data = path.read_bytes()
-        runtime = "tflm (hyper file expanded on the host)" if tflm_runnable(data)[1] else "tflm"
-        return (lambda x: tflm_predict(data, x)), runtime
+        if is_hyper(data):
+            return (lambda x: op_predict(path, data, x)), OP_RUNTIME
+        return (lambda x: tflm_predict(data, x)), "tflm"
     if path.suffix not in (".keras", ".h5") and not path.is_dir():
         raise ValueError(f"--model={str(path)!r} must be a .keras, .h5 or .tflite file or a SavedModel folder")
     model = load_model(path)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hyper_tinypw_tf import pipeline
+
 RECORDS = "106,119,208,215,223"
 MAIN = ("main", "--preset=32k", "--epochs=1", "--qat_epochs=1", "--n_boot=30", f"--records={RECORDS}",
         "--batch_size=256", "--distill")
@@ -97,7 +99,7 @@ def test_evaluate_tflite_reproduces_the_main_jobs_numbers(main_run, side: str, n
     expected = json.loads((out / "summary.json").read_text())[side]["evaluation"]
     assert report["metrics"] == expected["metrics"] and report["ci"] == expected["ci"]
     assert report["threshold"] == expected["threshold"] and report["split"] == "test"
-    assert report["runtime"] == ("tflm (hyper file expanded on the host)" if side == "hyper" else "tflm")
+    assert report["runtime"] == (pipeline.OP_RUNTIME if side == "hyper" else "tflm")
 
 
 @pytest.mark.parametrize("path", ["stored/model.keras", "hyper/model_qat.h5"])
