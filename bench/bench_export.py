@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from hyper_tinypw_tf.export import api
 
 from bench._report import machine_line, write_section
-from export import api
 from hyper_tinypw_tf import models
 from hyper_tinypw_tf._keras import keras
 

@@ -31,7 +31,7 @@ def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def run(pw: str, split: str, epochs: int, seed: int) -> dict[str, Any]:
     """Train, QAT one epoch, export folded; accuracy per split in each runtime."""
-    from export import convert, interpreters
+    from hyper_tinypw_tf.export import convert, interpreters
 
     training.set_seed(seed)
     datasets, info = data.load("speech_commands", SC, batch_size=64, seed=seed, shuffle_train=True, split=split)

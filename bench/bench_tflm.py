@@ -13,10 +13,10 @@ random int8 example; the hyper files' outputs are checked equal to the folded fi
 from __future__ import annotations
 
 import numpy as np
+from hyper_tinypw_tf.export import api
+from hyper_tinypw_tf.export import format as fmt
 
 from bench._report import machine_line, write_section
-from export import api
-from export import format as fmt
 from hyper_tinypw_tf import models, quantization
 from hyper_tinypw_tf._keras import keras
 from tflm_harness import fit, qemu

@@ -281,7 +281,8 @@ def _teacher_point(point: Point, ctx: Context) -> Point:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from export import api, convert, peers, slim
+    from hyper_tinypw_tf.export import api, convert, peers, slim
+
     from hyper_tinypw_tf import clustering, pipeline, quantization, training
 
     folder = ctx.out / point.name / f"seed{seed}"
@@ -343,7 +344,7 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
         "ci": {m: report["ci"].get(m) for m in ctx.metrics},
         "seconds": round(time.monotonic() - start, 1),
     }
-    from export import api
+    from hyper_tinypw_tf.export import api
 
     api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}: {len(data):,} B, "

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import slim
 
-from export import _flatbuffer as fb
-from export import slim
 from hyper_tinypw_tf import encode, inspect, synthesis
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.layers import HyperPWConv2D

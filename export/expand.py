@@ -14,10 +14,10 @@ import math
 import struct
 
 import numpy as np
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import format as fmt
+from hyper_tinypw_tf.export import slim
 
-from export import _flatbuffer as fb
-from export import format as fmt
-from export import slim
 from hyper_tinypw_tf import encode, generators, synthesis
 
 schema = fb.schema

@@ -21,7 +21,7 @@ def io_quantization(data: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
     Not with LiteRT's parser: it refuses files with one zero point per per-channel tensor
     (``export/slim.py``), which TFLM runs.
     """
-    from export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import _flatbuffer as fb
 
     subgraph = fb.read(data, "model").subgraphs[0]
 

@@ -215,7 +215,7 @@ def _qat(model: Any, datasets: dict[str, Any], info: Any, out: Path) -> Any:
 
 def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None) -> dict[str, Path]:
     """Write each format's .tflite (and the C array, if asked, for --format); each prints its byte table."""
-    from export import api
+    from hyper_tinypw_tf.export import api
 
     paths = {}
     for fmt in formats:
@@ -291,7 +291,7 @@ def cmd_export() -> None:
 
 
 def cmd_expand() -> None:
-    from export import api
+    from hyper_tinypw_tf.export import api
 
     api.expand_file(FLAGS.input, FLAGS.output)
 
@@ -453,7 +453,7 @@ def validate_qat() -> None:
 def validate_export() -> None:
     _check_existing("model", "a QAT model (or a float model with --task/--data_dir for calibration)", directory_ok=True)
     if FLAGS.c_array is not None:
-        from export import c_array
+        from hyper_tinypw_tf.export import c_array
 
         c_array.to_c_array(b"\0", FLAGS.c_array)  # raises naming a bad C identifier
     if FLAGS.output:

@@ -155,7 +155,7 @@ def _save_model(model: Any, path: Path) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from export import api
+    from hyper_tinypw_tf.export import api
 
     api.write_atomic(path, text)
 
@@ -171,15 +171,15 @@ def tflm_runnable(data: bytes) -> tuple[bytes, bool]:
     for. ``MainJob.evaluate`` also runs the hyper file itself through the op in the host TFLM runner
     (:func:`check_through_op`) and checks both give the same outputs.
     """
-    from export import api
+    from hyper_tinypw_tf.export import api
 
     return (api.expand(data), True) if is_hyper(data) else (data, False)
 
 
 def is_hyper(data: bytes) -> bool:
     """Whether a ``.tflite`` file holds HyperTinyPW ops."""
-    from export import _flatbuffer as fb
-    from export import format as fmt
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import format as fmt
 
     model_t = fb.read(data, "model file")
     return any(fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME for op in model_t.subgraphs[0].operators)
@@ -187,7 +187,7 @@ def is_hyper(data: bytes) -> bool:
 
 def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
     """Logits of a ``.tflite`` file (folded or hyper) in the TFLM interpreter, for float inputs ``x``."""
-    from export import interpreters
+    from hyper_tinypw_tf.export import interpreters
 
     return interpreters.predict(tflm_runnable(data)[0], x, "tflm")
 
@@ -197,7 +197,7 @@ OP_RUNTIME = "tflm (HyperTinyPW op, host runner)"
 
 def op_predict(path: Path, data: bytes, x: np.ndarray) -> np.ndarray:
     """Logits of the hyper file at ``path`` run through the HyperTinyPW op in the host TFLM runner."""
-    from export import interpreters
+    from hyper_tinypw_tf.export import interpreters
     from tflm_harness import run
 
     return interpreters.predict(data, x, run=lambda q: run.run(path, q).outputs.reshape(len(q), -1))
@@ -211,7 +211,7 @@ def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str
     Raises:
       RuntimeError: naming the first example whose outputs differ.
     """
-    from export import interpreters
+    from hyper_tinypw_tf.export import interpreters
     from tflm_harness import run
 
     q = interpreters.quantize(np.asarray(x, np.float32), *interpreters.io_quantization(folded)[0])
@@ -409,7 +409,7 @@ class MainJob:
         _save_model(qat_model, output)
 
     def export(self, side: str) -> Path:
-        from export import api
+        from hyper_tinypw_tf.export import api
 
         output = self.path(side, f"model_{FILE_FORMAT[side]}.tflite")
         if not self._skip(side, "export", output):
@@ -421,8 +421,8 @@ class MainJob:
 
     def evaluate(self, side: str, model_file: Path) -> None:
         """Logits of the exported file in TFLM on val and test, the arena it needs, and the model's bill."""
-        from export import interpreters
         from hyper_tinypw_tf import accounting
+        from hyper_tinypw_tf.export import interpreters
 
         output = self.path(side, "tflm.npz")
         if self._skip(side, "tflm evaluation", output):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hyper_tinypw_tf.export import api, convert
 
-from export import api, convert
 from hyper_tinypw_tf import models, quantization, training
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.data.options import default_data_dir

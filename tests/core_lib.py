@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import api, expand
+from hyper_tinypw_tf.export import format as fmt
 
-from export import _flatbuffer as fb
-from export import api, expand
-from export import format as fmt
 from hyper_tinypw_tf import models, synthesis
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ import dataclasses
 import re
 
 import pytest
+from hyper_tinypw_tf.export import format as fmt
+from hyper_tinypw_tf.export import status
 
-from export import format as fmt
-from export import status
 from hyper_tinypw_tf import synthesis
 from tests import core_lib
 

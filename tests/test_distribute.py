@@ -82,7 +82,7 @@ out["fit_still_mirrored"] = sorted({len(v.values) for v in gen.weights})
 qat = quantization.quantize_model(mirrored)
 training.compile_model(qat, 1e-3)
 qat.fit(x, y, batch_size=8, epochs=1, verbose=0)
-from export import api
+from hyper_tinypw_tf.export import api
 data = api.export_model(qat, fmt="hyper")
 out["exported_bytes"] = len(data)
 out["tflite_magic"] = data[4:8].decode("ascii")

@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hyper_tinypw_tf.export import api
 
-from export import api
 from hyper_tinypw_tf import accounting, models, quantization
 from hyper_tinypw_tf._keras import keras
 from tests.conftest_export import TINY

@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from hyper_tinypw_tf.export import format as fmt
 
-from export import format as fmt
 from hyper_tinypw_tf import accounting, cli
 from tests.conftest_export import tiny_exports, tiny_float_model
 from tests.test_tflm_m4 import _corrupt_codes

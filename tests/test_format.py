@@ -7,8 +7,7 @@ from dataclasses import asdict, replace
 
 import pytest
 from flatbuffers import flexbuffers
-
-from export import format as fmt
+from hyper_tinypw_tf.export import format as fmt
 
 GOOD = fmt.HyperOptions(
     version=fmt.FORMAT_VERSION, mode="boot", strategy="tiled", c_out=512, c_in=384, code_dim=4,

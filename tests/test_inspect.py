@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hyper_tinypw_tf.export import convert
 
-from export import convert
 from hyper_tinypw_tf import HyperPWConv2D, TiledGenerator, accounting, inspect, keras, quantization
 
 

@@ -62,8 +62,8 @@ def test_short_run_scores_far_above_chance(trained) -> None:
 
 
 def test_exported_file_sees_the_same_normalized_inputs(trained) -> None:
-    from export import _flatbuffer as fb
-    from export import convert, interpreters
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import convert, interpreters
 
     model, datasets, _, stats = trained
     qat = quantization.quantize_model(model)

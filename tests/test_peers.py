@@ -6,9 +6,9 @@ import functools
 
 import numpy as np
 import pytest
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import convert, interpreters, peers
 
-from export import _flatbuffer as fb
-from export import convert, interpreters, peers
 from hyper_tinypw_tf import clustering, models
 from hyper_tinypw_tf._keras import keras
 

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hyper_tinypw_tf.export import format as fmt
 
-from export import format as fmt
 from hyper_tinypw_tf import generators
 
 ROOT = Path(__file__).resolve().parents[1]

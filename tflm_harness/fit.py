@@ -140,15 +140,15 @@ def op_code_bytes() -> int:
 
 
 def _model_t(data: bytes, what: str):  # noqa: ANN202 (schema.ModelT lives in a generated module)
-    from export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import _flatbuffer as fb
 
     return fb.read(data, what)
 
 
 def hyper_ops(data: bytes, what: str = "model") -> list:  # noqa: ANN201
     """The decoded options of every HyperTinyPW op of ``data``, in graph order."""
-    from export import _flatbuffer as fb
-    from export import format as fmt
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import format as fmt
 
     model_t = _model_t(data, what)
     return [fmt.decode_options(None if op.customOptions is None else np.asarray(op.customOptions, np.uint8).tobytes())
@@ -157,9 +157,9 @@ def hyper_ops(data: bytes, what: str = "model") -> list:  # noqa: ANN201
 
 def with_mode(data: bytes, mode: str, what: str = "model") -> bytes:
     """``data`` with every HyperTinyPW op's ``mode`` option set to ``mode`` (file CRC resealed)."""
-    from export import _flatbuffer as fb
-    from export import format as fmt
-    from export import hyper
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import format as fmt
+    from hyper_tinypw_tf.export import hyper
 
     if mode not in fmt.MODES:
         raise ValueError(f"fit: mode must be one of {fmt.MODES}, received mode={mode!r}")
@@ -173,7 +173,7 @@ def with_mode(data: bytes, mode: str, what: str = "model") -> bytes:
 
 def backbone_macs(data: bytes, what: str = "model") -> int:
     """Multiply-accumulates of one inference: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED of the file."""
-    from export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import _flatbuffer as fb
 
     model_t = _model_t(data, what)
     tensors = model_t.subgraphs[0].tensors
@@ -219,7 +219,7 @@ def fit(data: bytes, *, name: str = "model", flash: int = NANO_33_BLE_FLASH, sra
     Raises:
       ValueError: a bad budget or mode, a file that is no model, or a model the runner rejects.
     """
-    from export import format as fmt
+    from hyper_tinypw_tf.export import format as fmt
 
     for label, value in (("flash", flash), ("sram", sram)):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -61,7 +61,7 @@ def _examples(model: Path, inputs: np.ndarray | None) -> np.ndarray:
         if array.ndim < 1 or len(array) == 0:
             raise ValueError(f"inputs must be a batch (N, ...) with N >= 1, received shape={array.shape}")
         return array
-    from export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import _flatbuffer as fb
 
     model_t = fb.read(model.read_bytes(), str(model))
     graph = model_t.subgraphs[0]

@@ -5,7 +5,7 @@
 from this checkout at that moment, the same files :mod:`tflm_harness.build` compiles for the host and
 the Cortex-M4 (so what runs under QEMU is what runs on the board), flattened into the sketch folder
 because they include each other by file name. The model becomes ``model_data.h/.cc``
-(``export.c_array``, 16-byte aligned). TFLM itself comes from an Arduino library (see README.md).
+(``hyper_tinypw_tf.export.c_array``, 16-byte aligned). TFLM itself comes from an Arduino library (see README.md).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def prepare(model: Path, out: Path) -> Path:
     Raises:
       ValueError: ``model`` is no .tflite file, or the sketch folder exists already.
     """
-    from export import _flatbuffer as fb
-    from export import c_array
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import c_array
 
     data = Path(model).read_bytes()
     fb.check_identifier(data, str(model))
