@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench._report import write_section
+from hyper_tinypw_tf.generators import PaperGenerator, TiledGenerator
 from tflm_harness import build, qemu
 
 COMMAND = "python -m bench.bench_synthesis_m4"
@@ -25,22 +26,33 @@ CMSIS_MATMUL = ("tensorflow/lite/micro/tools/make/downloads/cmsis_nn/Source/NNSu
 LAYERS = ((128, 64), (256, 128), (256, 256), (256, 256), (256, 256))  # (c_out, c_in), 64k preset
 TILE, CODE_DIM, HIDDEN_DIM = 8, 4, 32
 FACTORIZED_HIDDEN = 16  # F_HIDDEN of the firmware
+STEPS = (  # where the tiled synthesis marks its steps (HTPW_BENCH_STEPS), in order
+    "set-up: bias, W1 and W2 as pair words (once per layer)",
+    "step 1: codes × W1 (pair blocks)",
+    "step 1: bias, ReLU requantization, h as pair words",
+    "step 2: tile values h × W2 (pair blocks)",
+    "steps 3-4: per-channel quantization and signs",
+)
 
 
 def synthesis_macs(strategy: str, c_out: int, c_in: int) -> int:
     """MACs of docs/synthesis.md §3 (as ``generators.*.synthesis_macs``)."""
-    if strategy == "tiled":
+    if strategy == TiledGenerator.FORMAT:
         tiles = -(-c_out // TILE) * -(-c_in // TILE)
         return tiles * (CODE_DIM * HIDDEN_DIM + HIDDEN_DIM * TILE * TILE)
     return CODE_DIM * FACTORIZED_HIDDEN + c_out * FACTORIZED_HIDDEN * (1 + c_in)
 
 
-def build_firmware(out: Path, extra: list[str]) -> Path:
-    """Compile and link the bench firmware for the Cortex-M4 with ``extra`` compiler flags."""
+def build_firmware(out: Path, extra: list[str], layers: tuple[tuple[int, int], ...] = LAYERS, tile: int = TILE,
+                   code_dim: int = CODE_DIM, hidden_dim: int = HIDDEN_DIM) -> Path:
+    """Compile and link the bench firmware for the Cortex-M4 with ``extra`` compiler flags.
+
+    ``layers`` are (c_out, c_in) pairs up to 256 each; the other shapes are the tiled generator's
+    (tests/test_synthesis_m4.py builds odd ones)."""
     tc = build.toolchain("cortex-m4")
     tree = Path(tc.tflm_dir)
-    layers = ",".join(f"{{{o},{i}}}" for o, i in LAYERS)
-    defines = [f"-DLAYERS={layers}", f"-DTILE={TILE}", f"-DCODE_DIM={CODE_DIM}", f"-DHIDDEN_DIM={HIDDEN_DIM}"]
+    shapes = ",".join(f"{{{o},{i}}}" for o, i in layers)
+    defines = [f"-DLAYERS={shapes}", f"-DTILE={tile}", f"-DCODE_DIM={code_dim}", f"-DHIDDEN_DIM={hidden_dim}"]
     sources = [FIRMWARE, *build.HARNESS.joinpath("core").glob("*.c"), tree / CMSIS_MATMUL,
                *qemu._platform_sources(tc)]
     objects = []
@@ -57,26 +69,46 @@ def build_firmware(out: Path, extra: list[str]) -> Path:
     return elf
 
 
-def measure(extra: list[str]) -> list[tuple[str, int, int, int, int, str]]:
-    """(strategy, c_out, c_in, validate instructions, synthesis instructions, kernel CRC-32) per layer."""
+def _run(extra: list[str], **shapes: object) -> list[list[str]]:
+    """The firmware's output lines, split, for one build."""
     with tempfile.TemporaryDirectory(prefix="htpw_bench_m4_") as folder:
         work = Path(folder)
-        elf = build_firmware(work, extra)
+        elf = build_firmware(work, extra, **shapes)  # type: ignore[arg-type]
         qemu.run_firmware(elf, work)
-        rows = []
-        for line in (work / "synthesis_m4.txt").read_text().splitlines():
-            strategy, c_out, c_in, validate, synth, crc = line.split()
-            rows.append((strategy, int(c_out), int(c_in), int(validate) * qemu.INSTRUCTIONS_PER_TICK,
-                         int(synth) * qemu.INSTRUCTIONS_PER_TICK, crc))
-        return rows
+        return [line.split() for line in (work / "synthesis_m4.txt").read_text().splitlines()]
+
+
+def measure(extra: list[str], **shapes: object) -> list[tuple[str, int, int, int, int, str]]:
+    """(strategy, c_out, c_in, validate instructions, synthesis instructions, kernel CRC-32) per layer.
+
+    ``shapes`` go to :func:`build_firmware` (default: the 64k preset's layers)."""
+    rows = []
+    for strategy, c_out, c_in, validate, synth, crc in (f for f in _run(extra, **shapes) if f[0] != "steps"):
+        rows.append((strategy, int(c_out), int(c_in), int(validate) * qemu.INSTRUCTIONS_PER_TICK,
+                     int(synth) * qemu.INSTRUCTIONS_PER_TICK, crc))
+    return rows
+
+
+def measure_steps() -> list[int]:
+    """Instructions per tiled step (:data:`STEPS`) over the 64k preset's layers, default build.
+
+    A profiling build (``-DHTPW_BENCH_STEPS``): the core marks where each step ends and the
+    firmware reads the timer there, which adds a call per mark to the counts."""
+    totals = [0] * len(STEPS)
+    for fields in _run(["-DHTPW_BENCH_STEPS"]):
+        if fields[0] == "steps":
+            totals = [t + int(v) * qemu.INSTRUCTIONS_PER_TICK for t, v in zip(totals, fields[3:], strict=True)]
+    return totals
 
 
 def main() -> None:
     results = {
-        "default (SMLAD pairs + CMSIS-NN)": measure([]),
-        "SMLAD pairs, no CMSIS-NN": measure(["-DHTPW_NO_CMSIS_NN"]),
+        "default (Thumb-2 pair blocks + CMSIS-NN)": measure([]),
+        "Thumb-2 pair blocks, no CMSIS-NN": measure(["-DHTPW_NO_CMSIS_NN"]),
+        "pair blocks in C (SMLAD), no CMSIS-NN": measure(["-DHTPW_NO_ASM", "-DHTPW_NO_CMSIS_NN"]),
         "portable C only": measure(["-DHTPW_NO_CMSIS_NN", "-DHTPW_NO_DSP"]),
     }
+    steps = measure_steps()
     crcs = {name: [row[5] for row in rows] for name, rows in results.items()}
     assert len({tuple(c) for c in crcs.values()}) == 1, f"kernels differ between builds: {crcs}"
     lines = [
@@ -86,14 +118,17 @@ def main() -> None:
         f"the board timer ({qemu.INSTRUCTIONS_PER_TICK} instructions per tick). Tiled generator b={TILE},",
         f"d_z={CODE_DIM}, d_h={HIDDEN_DIM}, int8, on the generated PW layers of the 64k ECG preset; then the",
         f"same shapes with a paper_factorized generator (d_z={CODE_DIM}, d_h={FACTORIZED_HIDDEN}).",
-        "Validate = every input check plus the CRC-32 of the inputs (once, in Prepare). The three builds",
-        "make the same kernel bytes (CRC-32 per layer compared by the script).",
+        "Validate = every input check plus the CRC-32 of the inputs (once, in Prepare). The builds",
+        "make the same kernel bytes (CRC-32 per layer compared by the script). These are instructions,",
+        "not cycles: an LDM of n words is one instruction but 1 + n cycles on a Cortex-M4, so a Thumb-2",
+        "pair block step (16 MACs in 11 instructions: one 4-word and two 2-word LDMs, eight SMLADs) takes",
+        "about 19 cycles; the instruction counts understate its cycles more than the C builds'.",
         "",
         "| build | strategy | layer (C_out×C_in) | synthesis MACs | validate instr. | synthesis instr. | instr./MAC |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
-        for strategy in ("tiled", "paper_factorized"):
+        for strategy in (TiledGenerator.FORMAT, PaperGenerator.FORMAT_FACTORIZED):
             total_macs = total_instr = total_validate = 0
             for kind, c_out, c_in, validate, synth, _ in rows:
                 if kind != strategy:
@@ -105,6 +140,21 @@ def main() -> None:
                              f"{synth / macs:.2f} |")
             lines.append(f"| {name} | {strategy} | **all** | {total_macs:,} | {total_validate:,} | {total_instr:,} | "
                          f"**{total_instr / total_macs:.2f}** |")
+    tiles = sum(-(-o // TILE) * -(-i // TILE) for o, i in LAYERS)
+    work = (tiles, tiles * CODE_DIM * HIDDEN_DIM, tiles * HIDDEN_DIM, tiles * HIDDEN_DIM * TILE * TILE,
+            sum(o * i for o, i in LAYERS))
+    units = ("tiles", "MACs", "hidden values", "MACs", "kernel values")
+    lines += [
+        "",
+        "Where the default build spends the tiled synthesis of these layers (a profiling build,",
+        "`-DHTPW_BENCH_STEPS`: the core marks the end of each step and the firmware reads the timer",
+        f"there, which adds its calls to the counts; total {sum(steps):,} instructions):",
+        "",
+        "| step | instructions | work | instructions per unit |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, instr, count, unit in zip(STEPS, steps, work, units, strict=True):
+        lines.append(f"| {name} | {instr:,} | {count:,} {unit} | {instr / count:.2f} |")
     write_section("synthesis_m4", "\n".join(lines))
     print("\n".join(lines))
 

@@ -4,7 +4,8 @@
  * Inputs are pseudo-random (synthesis time does not depend on the values, except that ReLU
  * zeros of the paper heads are skipped). Writes "strategy c_out c_in validate_ticks synth_ticks kernel_crc32"
  * per layer to synthesis_m4.txt through semihosting; the CRCs let the script check that every
- * build variant makes the same bytes. */
+ * build variant makes the same bytes, and tests/test_synthesis_m4.py compares them with the Python
+ * reference on odd shapes (it rebuilds the same inputs from the generator below). */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@
 #define HIDDEN_DIM 32
 #endif
 #define MAX_C 256
-#define MAX_TILES ((MAX_C / TILE) * (MAX_C / TILE))
+#define MAX_TILES (((MAX_C + TILE - 1) / TILE) * ((MAX_C + TILE - 1) / TILE))
 
 static int8_t codes[MAX_TILES * CODE_DIM];
 static int8_t w1[CODE_DIM * HIDDEN_DIM];
@@ -36,6 +37,18 @@ static int8_t f_w1[CODE_DIM * F_HIDDEN];
 static int8_t f_head[MAX_C * F_HIDDEN];
 static int8_t f_b[F_HIDDEN * MAX_C];
 static int32_t scratch[16384];
+
+#if defined(HTPW_BENCH_STEPS)
+/* Ticks per step of the tiled strategy (htpw_synthesis.c marks where each ends: 0 setup, 1 codes x
+ * W1, 2 hidden ReLU and pair words, 3 tile values, 4 channel quantization), for the profiling build. */
+#define N_STEPS 5
+static uint32_t step_ticks[N_STEPS], step_mark;
+void htpw_bench_step(int step) {
+  const uint32_t now = htpw_m4_ticks();
+  step_ticks[step] += now - step_mark;
+  step_mark = now;
+}
+#endif
 
 static uint32_t state = 12345u;
 static int8_t next_int8(void) {
@@ -71,11 +84,22 @@ static int time_op(FILE* out, const char* name, htpw_options* o, htpw_input* in,
   t0 = htpw_m4_ticks();
   s1 = htpw_op_validate(o, in, n);
   t1 = htpw_m4_ticks();
+#if defined(HTPW_BENCH_STEPS)
+  memset(step_ticks, 0, sizeof(step_ticks));
+  step_mark = t1;
+#endif
   s2 = htpw_op_synthesize(o, in, n, scratch, scratch_bytes, kernel, o->c_out * o->c_in);
   t2 = htpw_m4_ticks();
   if (s1 != HTPW_OK || s2 != HTPW_OK) return base + 1;
   fprintf(out, "%s %ld %ld %lu %lu %08lx\n", name, (long)o->c_out, (long)o->c_in, (unsigned long)(t1 - t0),
           (unsigned long)(t2 - t1), (unsigned long)htpw_crc32(0, kernel, o->c_out * o->c_in));
+#if defined(HTPW_BENCH_STEPS)
+  if (o->strategy == HTPW_STRATEGY_ID_TILED) {
+    fprintf(out, "steps %ld %ld", (long)o->c_out, (long)o->c_in);
+    for (k = 0; k < N_STEPS; ++k) fprintf(out, " %lu", (unsigned long)step_ticks[k]);
+    fprintf(out, "\n");
+  }
+#endif
   return 0;
 }
 

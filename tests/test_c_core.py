@@ -40,7 +40,7 @@ def lib(tmp_path_factory):
     out = tmp_path_factory.mktemp("core") / "libhtpw.so"
     subprocess.run(
         [compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
-         str(CORE / "htpw_synthesis.c"), str(CORE / "htpw_op.c"), "-o", str(out)],
+         str(CORE / "htpw_synthesis.c"), str(CORE / "htpw_low_rank.c"), str(CORE / "htpw_op.c"), "-o", str(out)],
         check=True,
     )
     library = ctypes.CDLL(str(out))
@@ -98,8 +98,10 @@ def test_requantize_matches_reference_on_edges_and_random(lib):
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-@pytest.mark.parametrize(("c_out", "c_in", "tile"), [(16, 24, 8), (13, 7, 4), (5, 9, 3)])
-def test_tiled_synthesis_is_byte_identical(lib, bits, c_out, c_in, tile):
+@pytest.mark.parametrize(("c_out", "c_in", "tile", "real_multiplier"),
+                         [(16, 24, 8, None), (13, 7, 4, None), (5, 9, 3, None), (9, 10, 2, 0.7)])
+def test_tiled_synthesis_is_byte_identical(lib, bits, c_out, c_in, tile, real_multiplier):
+    """Random multipliers in [0.001, 0.05), and one above 0.25 (the hidden step's 64-bit path)."""
     rng = np.random.default_rng(c_out * 100 + c_in + bits)
     d_z, d_h = 3, 6
     w1, b1, _w1_keep, mlp = _mlp(rng, d_z, d_h, bits)
@@ -107,7 +109,8 @@ def test_tiled_synthesis_is_byte_identical(lib, bits, c_out, c_in, tile):
     rows, cols = synthesis.tile_grid(c_out, c_in, tile)
     codes = _rng_values(rng, (rows * cols, d_z), bits)
     signs = synthesis.pack_signs(rng.random(c_out) < 0.3)
-    requant = _requant(rng)
+    requant = _requant(rng) if real_multiplier is None else synthesis.Requant(
+        *synthesis.quantize_multiplier(real_multiplier))
     expected, _ = synthesis.finish_kernel(
         synthesis.tiled_accumulators(codes, w1, b1, w2, requant, c_out, c_in, tile), signs
     )
@@ -194,9 +197,9 @@ def test_errors_are_distinct_status_codes(lib):
 
 @pytest.mark.parametrize("negate", [0, 1])
 def test_channel_quantize_row_matches_reference_on_every_peak_range(lib, negate):
-    """The 32-bit division path (peak < 2^23) and the 64-bit one give the reference's bytes."""
+    """The 32-bit division path (peak <= (2^32 - 1) / 767) and the 64-bit one give the reference's bytes."""
     rng = np.random.default_rng(5)
-    for peak in (1, 2, 3, 127, 255, 2**23 - 1, 2**23, 2**23 + 1, 2**24, 2**31 - 1, 2**31):
+    for peak in (1, 2, 3, 127, 255, 2**32 // 767 - 1, 2**32 // 767, 2**23, 2**23 + 1, 2**24, 2**31 - 1, 2**31):
         acc = rng.integers(-peak, peak + 1, 257).astype(np.int64)
         acc[rng.integers(0, acc.size)] = -peak if peak == 2**31 else peak
         acc = np.clip(acc, -(2**31), 2**31 - 1).astype(np.int32)

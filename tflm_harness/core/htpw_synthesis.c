@@ -6,12 +6,20 @@
  * into scratch, so the products run over contiguous rows and every int32 sum is exact (the
  * limits of htpw_synthesis.h).
  *
- * Speed on Cortex-M4 (bench/bench_synthesis_m4.py): the tiled strategy's tile values (most of
- * its multiply-accumulates) and the factorized head run on int16 pair words with SMLAD (ACLE
- * __smlad, 2 x 2 outputs in registers); the small dense steps use CMSIS-NN's
- * arm_nn_mat_mult_nt_t_s8_s32 in TFLM's CMSIS-NN builds (for the tile values it measured slower:
- * it re-reads and re-writes each int32 output every 8 terms). HTPW_NO_DSP and HTPW_NO_CMSIS_NN select the portable C, which tests hold to the numpy
- * reference on the host; the bench checks that all builds make the same bytes on the M4.
+ * Speed on Cortex-M4 (bench/bench_synthesis_m4.py; BENCHMARKS.md, synthesis_m4): the tiled
+ * strategy runs both its products (step 1, codes x W1, and the tile values, h x W2: nearly all of
+ * its multiply-accumulates) and the factorized head on int16 pair words with SMLAD, two by two
+ * outputs per block. On Thumb-2 cores with DSP the block is a short assembly sequence (one LDM
+ * per four words, 16 multiply-accumulates in 11 instructions, whole segments of the tiled band
+ * stored by STRD), unrolled for the word counts of d_h = 32, 16 and d_z = 4; any other shape
+ * takes the same sums in C. The tiled band keeps each kernel row contiguous, so channel
+ * quantization is one pass for the peak and one division per value. The paper strategies' step 1
+ * (one code) uses CMSIS-NN's arm_nn_mat_mult_nt_t_s8_s32 in TFLM's CMSIS-NN builds; the tiled
+ * step 1 used it too, until pair blocks that write h straight as pair words measured 1.4 M
+ * instructions fewer on the 64k preset.
+ * HTPW_NO_ASM, HTPW_NO_DSP and HTPW_NO_CMSIS_NN select the C paths, which tests hold to the numpy
+ * reference on the host (test_c_core.py); test_synthesis_m4.py holds the Cortex-M4 build to it
+ * on odd shapes, and the bench checks that all builds make the same bytes.
  */
 #include "htpw_synthesis.h"
 
@@ -29,6 +37,16 @@
 #if defined(__ARM_FEATURE_DSP) && !defined(HTPW_NO_DSP)
 #include <arm_acle.h>
 #define HTPW_SMLAD_INTRINSIC 1
+#endif
+
+/* bench/bench_synthesis_m4.py builds one profiling variant with HTPW_BENCH_STEPS: the tiled
+ * strategy then reports where each step ends, and the bench firmware counts instructions per
+ * step. Every other build compiles the marks to nothing. */
+#if defined(HTPW_BENCH_STEPS)
+void htpw_bench_step(int step);
+#define HTPW_STEP_DONE(step) htpw_bench_step(step)
+#else
+#define HTPW_STEP_DONE(step) ((void)0)
 #endif
 
 static int32_t saturate_int32(int64_t x) {
@@ -171,52 +189,201 @@ static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t 
   int32_t j, i;
   for (j = 0; j < used + (used & 1); ++j) {
     uint32_t* o = out + (size_t)(j / 2) * 2u * (size_t)kw + (size_t)(j & 1);
-    for (i = 0; i < kw; ++i) {
-      const int64_t k0 = 2 * (int64_t)i;
-      o[2 * i] = j >= used ? 0u
-                           : pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
+    if (j >= used) {
+      for (i = 0; i < kw; ++i) o[2 * i] = 0u;
+    } else if (t->bits == 8 && (k & 1) == 0) { /* int8 and no odd last row: read column j directly */
+      const int8_t* col = (const int8_t*)t->data + j;
+      for (i = 0; i < kw; ++i, col += 2 * (size_t)n) o[2 * i] = pair(col[0], col[n]);
+    } else {
+      for (i = 0; i < kw; ++i) {
+        const int64_t k0 = 2 * (int64_t)i;
+        o[2 * i] = pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
+      }
     }
   }
 }
 
-/* dst[r * n + j] = sum over the kw pair words of row r of a and row j of b (both interleaved by
- * interleave_pairs): two by two outputs at a time, each loaded word feeding two SMLADs. */
-static void mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
+/* Where output (i, j) of a pair product goes: dst[i * seg + (j / seg) * ld + j % seg]. A plain
+ * row-major (m, n) result is seg = n; the tiled band puts tile i's value (r, c) at row r, column
+ * i * b + c of a (b, ld) matrix (seg = b), so each kernel row ends up contiguous. */
+typedef struct {
+  int32_t seg, ld;
+} pairs_out;
+
+/* The place of the next column: column c of the segment that starts at *base. */
+static int32_t next_offset(pairs_out o, int32_t* c, int32_t* base) {
+  const int32_t offset = *base + *c;
+  if (++*c == o.seg) {
+    *c = 0;
+    *base += o.ld;
+  }
+  return offset;
+}
+
+/* One 2 x 2 block: rows x (two interleaved rows of a) times rows y (two interleaved rows of b)
+ * over kw >= 1 words, s = (x0.y0, x0.y1, x1.y0, x1.y1). */
+static void block_2x2(const uint32_t* x, const uint32_t* y, int32_t kw, int32_t* s) {
+  int32_t s00 = smlad(x[0], y[0], 0), s01 = smlad(x[0], y[1], 0);
+  int32_t s10 = smlad(x[1], y[0], 0), s11 = smlad(x[1], y[1], 0);
+  int32_t i;
+  for (i = 1; i < kw; ++i) {
+    const uint32_t x0 = x[2 * i], x1 = x[2 * i + 1], y0 = y[2 * i], y1 = y[2 * i + 1];
+    s00 = smlad(x0, y0, s00);
+    s01 = smlad(x0, y1, s01);
+    s10 = smlad(x1, y0, s10);
+    s11 = smlad(x1, y1, s11);
+  }
+  s[0] = s00;
+  s[1] = s01;
+  s[2] = s10;
+  s[3] = s11;
+}
+
+/* dst (placed as `o` says) = sum over the kw pair words of row i of a and row j of b (both
+ * interleaved by interleave_pairs), two by two outputs at a time. A padding row of a (m odd) is
+ * zeros: its outputs go to the real row's place first and are overwritten; a padding row of b
+ * (n odd) likewise, its column dropped. This C is the reference of the assembly below and runs
+ * every shape the assembly does not take. */
+static void mat_mult_pairs_c(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+                             int32_t* dst) {
   int32_t r, j;
   for (r = 0; r < m; r += 2) {
-    const uint32_t* ab = a + (size_t)r * (size_t)kw;
-    int32_t* d0 = dst + (size_t)r * (size_t)n;
-    int32_t* d1 = r + 1 < m ? d0 + n : NULL;
+    const uint32_t* x = a + (size_t)r * (size_t)kw;
+    int32_t* d0 = dst + (size_t)r * (size_t)o.seg;
+    const int32_t next = r + 1 < m ? o.seg : 0;
+    int32_t c = 0, base = 0;
     for (j = 0; j < n; j += 2) {
-      const uint32_t* bb = b + (size_t)j * (size_t)kw;
-      const uint32_t* x = ab;
-      const uint32_t* y = bb;
-      const uint32_t* x_end = ab + 2 * (size_t)(kw & ~1);
-      int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-      for (; x != x_end; x += 4, y += 4) { /* two words per pass: 8 loads, 8 SMLADs, one branch */
-        s00 = smlad(x[0], y[0], s00);
-        s01 = smlad(x[0], y[1], s01);
-        s10 = smlad(x[1], y[0], s10);
-        s11 = smlad(x[1], y[1], s11);
-        s00 = smlad(x[2], y[2], s00);
-        s01 = smlad(x[2], y[3], s01);
-        s10 = smlad(x[3], y[2], s10);
-        s11 = smlad(x[3], y[3], s11);
-      }
-      if (kw & 1) {
-        s00 = smlad(x[0], y[0], s00);
-        s01 = smlad(x[0], y[1], s01);
-        s10 = smlad(x[1], y[0], s10);
-        s11 = smlad(x[1], y[1], s11);
-      }
-      d0[j] = s00;
-      if (j + 1 < n) d0[j + 1] = s01;
-      if (d1 != NULL) {
-        d1[j] = s10;
-        if (j + 1 < n) d1[j + 1] = s11;
-      }
+      const int32_t p0 = next_offset(o, &c, &base), p1 = j + 1 < n ? next_offset(o, &c, &base) : p0;
+      int32_t s[4];
+      block_2x2(x, b + (size_t)j * (size_t)kw, kw, s);
+      d0[p1 + next] = s[3];
+      d0[p0 + next] = s[2];
+      d0[p1] = s[1];
+      d0[p0] = s[0];
     }
   }
+}
+
+#if defined(HTPW_SMLAD_INTRINSIC) && defined(__GNUC__) && defined(__thumb2__) && !defined(HTPW_NO_ASM)
+/* A 2 x 2 block step as Thumb-2, for two words: one LDM loads them for both x rows and two LDMs
+ * for both y rows, then eight SMLADs (SMUADs when `op` starts a block), so 16 multiply-accumulates
+ * cost 11 instructions. r4, r5 and r8-r11 hold the loaded words (clobbered; r7, Thumb's frame
+ * pointer, stays free). Same sums as block_2x2. */
+#define HTPW_PAIR_STEP(op, first)           \
+  "ldmia %[x]!, {r8, r9, r10, r11}\n\t"     \
+  "ldmia %[y]!, {r4, r5}\n\t"               \
+  op " %[s00], r8, r4" first(s00) "\n\t"     \
+  op " %[s01], r8, r5" first(s01) "\n\t"     \
+  op " %[s10], r9, r4" first(s10) "\n\t"     \
+  op " %[s11], r9, r5" first(s11) "\n\t"     \
+  "ldmia %[y]!, {r4, r5}\n\t"               \
+  "smlad %[s00], r10, r4, %[s00]\n\t"       \
+  "smlad %[s01], r10, r5, %[s01]\n\t"       \
+  "smlad %[s10], r11, r4, %[s10]\n\t"       \
+  "smlad %[s11], r11, r5, %[s11]\n\t"
+#define HTPW_NO_ACC(s)
+#define HTPW_ACC(s) ", %[" #s "]"
+
+/* One 2 x 2 block for kw = 2 * STEPS words; x and y advance by kw pair words each. */
+#define HTPW_BLOCK_ASM(STEPS, x, y, s00, s01, s10, s11)                                                         \
+  __asm__ volatile(HTPW_PAIR_STEP("smuad", HTPW_NO_ACC) ".rept " #STEPS " - 1\n\t" HTPW_PAIR_STEP("smlad", \
+                                                                                               HTPW_ACC) ".endr" \
+                   : [x] "+r"(x), [y] "+r"(y), [s00] "=&r"(s00), [s01] "=&r"(s01), [s10] "=&r"(s10),            \
+                     [s11] "=&r"(s11)                                                                           \
+                   :                                                                                            \
+                   : "r4", "r5", "r8", "r9", "r10", "r11", "memory")
+
+/* mat_mult_pairs_to for a row-major result (one segment) with n even and kw = 2 * STEPS (the
+ * factorized head of d_h = 16 or 32): pairs of rows in assembly blocks, an odd last row in C.
+ * Returns 0, having done nothing, for any other shape. */
+#define HTPW_ROWS_ASM(STEPS)                                                                                  \
+  static int mat_mult_rows_##STEPS(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n, pairs_out o,   \
+                                   int32_t* dst) {                                                            \
+    int32_t r, j;                                                                                             \
+    if (o.seg < n || (n & 1)) return 0;                                                                       \
+    for (r = 0; r + 1 < m; r += 2) {                                                                          \
+      const uint32_t* y = b;                                                                                  \
+      int32_t* d0 = dst + (size_t)r * (size_t)o.seg;                                                          \
+      int32_t* d1 = d0 + o.seg;                                                                               \
+      for (j = 0; j < n; j += 2) {                                                                            \
+        const uint32_t* x = a + (size_t)r * (2 * STEPS);                                                      \
+        int32_t s00, s01, s10, s11;                                                                           \
+        HTPW_BLOCK_ASM(STEPS, x, y, s00, s01, s10, s11);                                                      \
+        d0[j] = s00;                                                                                          \
+        d0[j + 1] = s01;                                                                                      \
+        d1[j] = s10;                                                                                          \
+        d1[j + 1] = s11;                                                                                      \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (m & 1) mat_mult_pairs_c(a + (size_t)r * (2 * STEPS), b, 1, 2 * STEPS, n, o, dst + (size_t)r * o.seg); \
+    return 1;                                                                                                 \
+  }
+HTPW_ROWS_ASM(8)
+HTPW_ROWS_ASM(4)
+
+/* A whole segment of SEG columns (SEG even) for two rows of a, kw = 2 * STEPS words: SEG / 2
+ * blocks, each stored by two STRDs (row i at q, row i + 1 at q + SEG) and followed by one SUB that
+ * takes x back to the rows' start; y moves on by SEG rows of b and q by SEG values. */
+#define HTPW_SEGMENT_ASM(STEPS, SEG, x, y, q)                                                                   \
+  do {                                                                                                          \
+    int32_t s00, s01, s10, s11;                                                                                 \
+    __asm__ volatile(".rept " #SEG " / 2\n\t" HTPW_PAIR_STEP("smuad", HTPW_NO_ACC) ".rept " #STEPS " - 1\n\t"   \
+                     HTPW_PAIR_STEP("smlad", HTPW_ACC) ".endr\n\t"                                              \
+                     "strd %[s10], %[s11], [%[q], #4 * " #SEG "]\n\t"                                           \
+                     "strd %[s00], %[s01], [%[q]], #8\n\t"                                                      \
+                     "sub %[x], %[x], #16 * " #STEPS "\n\t"                                                     \
+                     ".endr"                                                                                    \
+                     : [x] "+r"(x), [y] "+r"(y), [q] "+r"(q), [s00] "=&r"(s00), [s01] "=&r"(s01),               \
+                       [s10] "=&r"(s10), [s11] "=&r"(s11)                                                       \
+                     :                                                                                          \
+                     : "r4", "r5", "r8", "r9", "r10", "r11", "memory");                                         \
+  } while (0)
+
+/* mat_mult_pairs_to when kw = 2 * STEPS, the segment is SEG and n a multiple of it (the tiled
+ * band of b = 8, the hidden step of d_h = 32 or 16): pairs of rows in assembly, an odd last row
+ * (its partner is padding) in C. Returns 0, having done nothing, for any other shape. */
+#define HTPW_SEGMENTS_ASM(STEPS, SEG)                                                                          \
+  static int mat_mult_segments_##STEPS##_##SEG(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n,     \
+                                                pairs_out o, int32_t* dst) {                                   \
+    int32_t r, k;                                                                                              \
+    if (o.seg != SEG || n % SEG != 0) return 0;                                                                \
+    for (r = 0; r + 1 < m; r += 2) {                                                                           \
+      const uint32_t* x = a + (size_t)r * (2 * STEPS);                                                         \
+      const uint32_t* y = b;                                                                                   \
+      int32_t* q = dst + (size_t)r * SEG;                                                                      \
+      for (k = 0; k < n / SEG; ++k, q += o.ld - SEG) HTPW_SEGMENT_ASM(STEPS, SEG, x, y, q);                    \
+    }                                                                                                          \
+    if (m & 1) mat_mult_pairs_c(a + (size_t)r * (2 * STEPS), b, 1, 2 * STEPS, n, o, dst + (size_t)r * SEG);    \
+    return 1;                                                                                                  \
+  }
+HTPW_SEGMENTS_ASM(8, 8)
+HTPW_SEGMENTS_ASM(4, 8)
+HTPW_SEGMENTS_ASM(1, 32)
+HTPW_SEGMENTS_ASM(1, 16)
+
+/* The shapes of the presets (d_h = 32, b = 8, d_z = 4), of d_h = 16 and of the factorized head
+ * in assembly; the rest in C. */
+static void mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+                              int32_t* dst) {
+  const int done = kw == 16  ? mat_mult_segments_8_8(a, b, m, n, o, dst) || mat_mult_rows_8(a, b, m, n, o, dst)
+                   : kw == 8 ? mat_mult_segments_4_8(a, b, m, n, o, dst) || mat_mult_rows_4(a, b, m, n, o, dst)
+                   : kw == 2 ? mat_mult_segments_1_32(a, b, m, n, o, dst) || mat_mult_segments_1_16(a, b, m, n, o, dst)
+                             : 0;
+  if (!done) mat_mult_pairs_c(a, b, m, kw, n, o, dst);
+}
+#else
+static void mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+                              int32_t* dst) {
+  mat_mult_pairs_c(a, b, m, kw, n, o, dst);
+}
+#endif
+
+/* Row-major dst[i * n + j]. */
+static void mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
+  pairs_out o;
+  o.seg = n;
+  o.ld = 0;
+  mat_mult_pairs_to(a, b, m, kw, n, o, dst);
 }
 
 int htpw_sign_bit(const htpw_signs* signs, int32_t channel) {
@@ -226,55 +393,82 @@ int htpw_sign_bit(const htpw_signs* signs, int32_t channel) {
 
 static uint32_t magnitude_of(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
 
-/* channel_quantize + apply_signs of one kernel row of `cols` values stored as segments of
- * `seg` consecutive int32 (the last one shorter), `stride` apart: the tiled band keeps a row as
- * ceil(C_in / b) pieces of b values, a paper row is one piece.
+/* channel_quantize + apply_signs of one kernel row of `cols` int32 values.
  *
  * docs/synthesis.md: k = sign(a) floor((254 |a| + peak) / (2 peak)), negated if the row's sign
- * bit is set. With c = -254 for a negated row (else 254) and t = c a, that is the truncating
- * division (t + sign(t) peak) / (2 peak). When peak < 2^23 every term fits in int32, so one
- * SDIV per value (Cortex-M4) gives the 64-bit formula's integer; larger peaks take the 64-bit
- * path. */
-static void quantize_row(const int32_t* acc, int32_t seg, size_t stride, int32_t cols, int negate, int8_t* out) {
-  uint32_t peak = 0;
-  const int32_t* v;
-  int32_t left, i;
-  for (v = acc, left = cols; left > 0; v += stride, left -= seg) {
-    const int32_t n = left < seg ? left : seg;
-    for (i = 0; i < n; ++i) {
-      const uint32_t a = magnitude_of(v[i]);
-      peak = a > peak ? a : peak;
-    }
+ * bit is set. For a < 0 that is floor((254 a - 1 + peak) / (2 peak)) (write 254 |a| + peak =
+ * 2 peak j + e, 0 <= e < 2 peak: then 254 a - 1 + peak = -2 peak j + (2 peak - 1 - e)), so with
+ * the offset 512 peak that keeps it positive, k + 256 = floor(N / (2 peak)) for
+ * N = 254 a + 513 peak - (a < 0): one MLA, one ADD and one unsigned division per value, no
+ * branch, and the low byte of k + 256 is k's. N lies in [259 peak - 1, 767 peak], inside 32
+ * bits for peak <= (2^32 - 1) / 767; larger peaks take the 64-bit path. A negated row stores
+ * -(k + 256), whose low byte is -k's. */
+/* N of quantize_row: v * scale + offset - (v < 0), computed in uint32_t (the product wraps; the
+ * sum is N, which is positive). The empty asm keeps the offset inside the MLA, so the sign term
+ * is one shifted SUB. */
+static uint32_t quantize_numerator(int32_t v, uint32_t scale, uint32_t offset) {
+  uint32_t n = (uint32_t)v * scale + offset;
+#if defined(__GNUC__)
+  __asm__("" : "+r"(n));
+#endif
+  return n - ((uint32_t)v >> 31);
+}
+
+static void quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out) {
+  uint32_t peak = 0, scale = 254u;
+  int32_t i = 0;
+  for (; i + 3 < cols; i += 4) { /* four at a time: one loop test per four values */
+    const uint32_t a0 = magnitude_of(acc[i]), a1 = magnitude_of(acc[i + 1]);
+    const uint32_t a2 = magnitude_of(acc[i + 2]), a3 = magnitude_of(acc[i + 3]);
+    peak = a0 > peak ? a0 : peak;
+    peak = a1 > peak ? a1 : peak;
+    peak = a2 > peak ? a2 : peak;
+    peak = a3 > peak ? a3 : peak;
+  }
+  for (; i < cols; ++i) {
+    const uint32_t a = magnitude_of(acc[i]);
+    peak = a > peak ? a : peak;
   }
   if (peak == 0) {
     memset(out, 0, (size_t)cols);
     return;
   }
-  if (peak < (1u << 23)) {
-    const int32_t p = (int32_t)peak, divisor = 2 * (int32_t)peak, c = negate ? -254 : 254;
-    for (v = acc, left = cols; left > 0; v += stride, left -= seg, out += seg) {
-      const int32_t n = left < seg ? left : seg;
-      for (i = 0; i < n; ++i) {
-        const int32_t t = c * v[i];
-        const int32_t s = t >> 31; /* -1 if t < 0: arithmetic on every compiler this targets */
-        out[i] = (int8_t)((t + ((p ^ s) - s)) / divisor);
+#if defined(__GNUC__)
+  __asm__("" : "+r"(scale)); /* keeps 254 in a register: one MLA, not two shifted adds */
+#endif
+  if (peak <= UINT32_MAX / 767u) {
+    const uint32_t offset = 513u * peak, divisor = 2u * peak;
+#define HTPW_K_PLUS_256(k) (int32_t)(quantize_numerator(acc[k], scale, offset) / divisor)
+    if (negate) {
+      for (i = 0; i + 3 < cols; i += 4) {
+        out[i] = (int8_t)(256 - HTPW_K_PLUS_256(i));
+        out[i + 1] = (int8_t)(256 - HTPW_K_PLUS_256(i + 1));
+        out[i + 2] = (int8_t)(256 - HTPW_K_PLUS_256(i + 2));
+        out[i + 3] = (int8_t)(256 - HTPW_K_PLUS_256(i + 3));
       }
+      for (; i < cols; ++i) out[i] = (int8_t)(256 - HTPW_K_PLUS_256(i));
+    } else {
+      for (i = 0; i + 3 < cols; i += 4) {
+        out[i] = (int8_t)(HTPW_K_PLUS_256(i) - 256);
+        out[i + 1] = (int8_t)(HTPW_K_PLUS_256(i + 1) - 256);
+        out[i + 2] = (int8_t)(HTPW_K_PLUS_256(i + 2) - 256);
+        out[i + 3] = (int8_t)(HTPW_K_PLUS_256(i + 3) - 256);
+      }
+      for (; i < cols; ++i) out[i] = (int8_t)(HTPW_K_PLUS_256(i) - 256);
     }
+#undef HTPW_K_PLUS_256
   } else {
     const uint64_t divisor = 2u * (uint64_t)peak;
-    for (v = acc, left = cols; left > 0; v += stride, left -= seg, out += seg) {
-      const int32_t n = left < seg ? left : seg;
-      for (i = 0; i < n; ++i) {
-        const int32_t m = (int32_t)((254u * (uint64_t)magnitude_of(v[i]) + peak) / divisor);
-        const int32_t flip = -(int32_t)((v[i] < 0) ^ (negate != 0)); /* -1: output negative */
-        out[i] = (int8_t)((m ^ flip) - flip);
-      }
+    for (i = 0; i < cols; ++i) {
+      const int32_t m = (int32_t)((254u * (uint64_t)magnitude_of(acc[i]) + peak) / divisor);
+      const int32_t flip = -(int32_t)((acc[i] < 0) ^ (negate != 0)); /* -1: output negative */
+      out[i] = (int8_t)((m ^ flip) - flip);
     }
   }
 }
 
 void htpw_channel_quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out) {
-  if (cols > 0) quantize_row(acc, cols, 0, cols, negate, out);
+  if (cols > 0) quantize_row(acc, cols, negate, out);
 }
 
 htpw_status htpw_validate_requant(const htpw_requant* requant) {
@@ -350,6 +544,64 @@ static void hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_r
   }
 }
 
+/* relu_int8(saturate(acc + bias)) for t = 31 - shift > 32, as in hidden(): the high word of one
+ * multiply, an add and a shift, then the clamp to [0, 127] (USAT on cores with DSP). */
+static int32_t relu_high(int32_t acc, int32_t bias, int32_t multiplier, int32_t half, int32_t high_shift) {
+  const int32_t x = add_saturated(acc, bias);
+#if defined(HTPW_SMLAD_INTRINSIC) && defined(__GNUC__) && !defined(HTPW_NO_ASM)
+  int32_t rounded; /* SMMLA: half + the high word of x * multiplier, one instruction */
+  __asm__("smmla %0, %1, %2, %3" : "=r"(rounded) : "r"(x), "r"(multiplier), "r"(half));
+  return __usat(rounded >> high_shift, 7);
+#else
+  const int32_t high = (int32_t)(((int64_t)x * (int64_t)multiplier) >> 32);
+  const int32_t v = (high + half) >> high_shift; /* |high| < 2^30, half <= 2^29 */
+#if defined(HTPW_SMLAD_INTRINSIC)
+  return __usat(v, 7);
+#else
+  return clamp_0_127(v);
+#endif
+#endif
+}
+
+/* hidden() for the tiled strategy, written straight as the interleaved pair words of
+ * interleave_pairs (h is in [0, 127], so a pair word is low | high << 16): the tile product
+ * reads them without an int8 copy of h in between. */
+static void hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
+                         const int32_t* acc1, uint32_t* hp) {
+  const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier, kw = (d_h + 1) / 2;
+  int32_t t, j;
+  for (t = 0; t < count; ++t) {
+    const int32_t* a = acc1 + (size_t)t * (size_t)d_h;
+    uint32_t* o = hp + (size_t)(t / 2) * 2u * (size_t)kw + (size_t)(t & 1); /* word j / 2 at o[j] */
+    if (total_shift > 32) {
+      const int32_t high_shift = total_shift - 32, half = (int32_t)1 << (high_shift - 1);
+      const int32_t* v = a;
+      const int32_t* w = bias;
+      uint32_t* p = o;
+      for (j = 0; j + 1 < d_h; j += 2, v += 2, w += 2, p += 2) { /* pointers: LDRD pairs */
+        *p = (uint32_t)relu_high(v[0], w[0], multiplier, half, high_shift) |
+             ((uint32_t)relu_high(v[1], w[1], multiplier, half, high_shift) << 16);
+      }
+      if (d_h & 1) o[d_h - 1] = (uint32_t)relu_high(a[d_h - 1], bias[d_h - 1], multiplier, half, high_shift);
+    } else {
+      const int64_t round = (int64_t)1 << (total_shift - 1);
+      for (j = 0; j < d_h; ++j) {
+        const int64_t v = (round + (int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
+        const uint32_t h = (uint32_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
+        if (j & 1) {
+          o[j - 1] |= h << 16;
+        } else {
+          o[j] = h;
+        }
+      }
+    }
+  }
+  if (count & 1) { /* the partner of an odd last tile: zeros, computed and dropped */
+    uint32_t* o = hp + (size_t)(count / 2) * 2u * (size_t)kw + 1u;
+    for (j = 0; j < kw; ++j) o[2 * j] = 0;
+  }
+}
+
 static void decode_bias(const htpw_mlp* mlp, int32_t* bias) {
   int32_t j;
   for (j = 0; j < mlp->hidden_dim; ++j) bias[j] = htpw_read_i32(mlp->b1, j);
@@ -357,23 +609,24 @@ static void decode_bias(const htpw_mlp* mlp, int32_t* bias) {
 
 /* Scratch of the tiled strategy, as byte offsets (int32 parts first, each 4-aligned). The band
  * holds one tile row: first the hidden accumulators of its tiles (cols x d_h), then, once those
- * are turned into h, the tile values (cols x b*b); so it is sized for the larger of the two. */
+ * are turned into h, the tile values (b rows of cols * b); so it is sized for the larger of the two.
+ * Step 1 runs as a pair product too: the codes of the band (zp) times W1's columns (w1p). */
 typedef struct {
-  int64_t band, bias, w2p, hp, w1t, z, h, total;
+  int64_t band, bias, w2p, hp, w1p, zp, z, total;
 } tiled_layout;
 
 static tiled_layout tiled_plan(const htpw_mlp* mlp, int32_t tile, int32_t c_in) {
   tiled_layout l;
   const int64_t cols = ceil_div64(c_in, tile), tt = (int64_t)tile * tile;
-  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2;
+  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2, kz = (d_z + 1) / 2;
   l.band = 0;                                         /* int32 [cols][max(b*b, d_h)] */
   l.bias = l.band + 4 * cols * (tt > d_h ? tt : d_h); /* int32 [d_h] */
   l.w2p = l.bias + 4 * d_h;                  /* pair words, W2 transposed: [b*b rounded up to even][kw] */
   l.hp = l.w2p + 4 * (tt + (tt & 1)) * kw;   /* pair words, h of the band: [cols rounded up to even][kw] */
-  l.w1t = l.hp + 4 * (cols + (cols & 1)) * kw; /* int8 [d_h][d_z] */
-  l.z = align4(l.w1t + d_h * d_z);           /* int8 [cols][d_z] */
-  l.h = align4(l.z + cols * d_z);            /* int8 [cols][d_h] */
-  l.total = align4(l.h + cols * d_h);
+  l.w1p = l.hp + 4 * (cols + (cols & 1)) * kw; /* pair words, W1 transposed: [d_h rounded up to even][kz] */
+  l.zp = l.w1p + 4 * (d_h + (d_h & 1)) * kz; /* pair words, codes of the band: [cols rounded up to even][kz] */
+  l.z = l.zp + 4 * (cols + (cols & 1)) * kz; /* int8 [cols][d_z] */
+  l.total = align4(l.z + cols * d_z);
   return l;
 }
 
@@ -397,9 +650,10 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   tiled_layout l;
   uint8_t* base;
   int32_t *band, *bias;
-  uint32_t *w2p, *hp;
-  int8_t *w1t, *z, *h;
-  int32_t kw;
+  uint32_t *w2p, *hp, *w1p, *zp;
+  int8_t* z;
+  int32_t kw, kz;
+  pairs_out out;
   if ((status = check_mlp(mlp)) != HTPW_OK) return status;
   if (tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
   d_h = mlp->hidden_dim;
@@ -421,28 +675,36 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   bias = (int32_t*)(void*)(base + l.bias);
   w2p = (uint32_t*)(void*)(base + l.w2p);
   hp = (uint32_t*)(void*)(base + l.hp);
-  w1t = (int8_t*)(base + l.w1t);
+  w1p = (uint32_t*)(void*)(base + l.w1p);
+  zp = (uint32_t*)(void*)(base + l.zp);
   z = (int8_t*)(base + l.z);
-  h = (int8_t*)(base + l.h);
   kw = (d_h + 1) / 2;
+  kz = (mlp->code_dim + 1) / 2;
+  out.seg = tile;
+  out.ld = cols * tile;
   /* Extents were checked above; these cannot fail. */
   decode_bias(mlp, bias);
-  (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
+  transpose_pairs(&mlp->w1, mlp->code_dim, d_h, d_h, w1p);
   transpose_pairs(w2, d_h, tt, tt, w2p);
+  HTPW_STEP_DONE(0);
   for (to = 0; to < rows; ++to) {
-    /* Steps 1-2 for the whole tile row: h_t for its cols tiles, then v_t = h_t . W2 into
-     * band[ti][r * b + c]. */
+    /* Steps 1-2 for the whole tile row: h_t for its cols tiles (as pair words), then
+     * v_t = h_t . W2, value (r, c) of tile ti at band[r][ti * b + c]. */
     (void)htpw_tensor_unpack(codes, (int64_t)to * cols * mlp->code_dim, cols * mlp->code_dim, z);
-    htpw_mat_mult_s32(z, w1t, cols, mlp->code_dim, d_h, band);
-    hidden(d_h, bias, cols, requant, band, h);
-    interleave_pairs(h, cols, d_h, hp);
-    mat_mult_pairs(hp, w2p, cols, kw, tt, band);
-    /* Step 3-4: kernel row o = to * b + r is the pieces band[ti][r * b .. r * b + b). */
+    interleave_pairs(z, cols, mlp->code_dim, zp);
+    mat_mult_pairs(zp, w1p, cols, kz, d_h, band);
+    HTPW_STEP_DONE(1);
+    hidden_pairs(d_h, bias, cols, requant, band, hp);
+    HTPW_STEP_DONE(2);
+    mat_mult_pairs_to(hp, w2p, cols, kw, tt, out, band);
+    HTPW_STEP_DONE(3);
+    /* Step 3-4: kernel row o = to * b + r is band row r, cropped to c_in. */
     for (r = 0; r < tile && (int64_t)to * tile + r < c_out; ++r) {
       const int32_t o = to * tile + r;
-      quantize_row(band + (size_t)r * (size_t)tile, tile, (size_t)tt, c_in, htpw_sign_bit(signs, o),
+      quantize_row(band + (size_t)r * (size_t)out.ld, c_in, htpw_sign_bit(signs, o),
                    kernel + (size_t)o * (size_t)c_in);
     }
+    HTPW_STEP_DONE(4);
   }
   return HTPW_OK;
 }
