@@ -16,30 +16,11 @@ import struct
 import numpy as np
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
-from hyper_tinypw_tf.export import slim
+from hyper_tinypw_tf.export import hyper, slim
 
 from hyper_tinypw_tf import encode, generators, synthesis
 
 schema = fb.schema
-
-
-def _expected_inputs(opts: fmt.HyperOptions, b_shared_cols: int | None) -> dict[str, tuple[list[int], tuple[int, ...]]]:
-    """Role → (shape, allowed tensor types) for an op with ``opts``."""
-    matrix = (schema.TensorType.INT4,) if opts.weight_bits == 4 else (schema.TensorType.INT8,)
-    codes_t = (schema.TensorType.INT4,) if opts.code_bits == 4 else (schema.TensorType.INT8,)
-    d_z, d_h = opts.code_dim, opts.hidden_dim
-    shapes = {
-        fmt.ROLE_W1: ([d_z, d_h], matrix),
-        fmt.ROLE_B1: ([d_h], (schema.TensorType.INT32,)),
-        fmt.ROLE_B_SHARED: ([d_h, b_shared_cols or 0], matrix),
-        fmt.ROLE_REQUANT: ([2], (schema.TensorType.INT32,)),
-        fmt.ROLE_SIGNS: ([-(-opts.c_out // 8)], (schema.TensorType.UINT8,)),
-    }
-    own = generators.for_format(opts.strategy).op_input_shapes(
-        opts.strategy, opts.c_out, opts.c_in, d_z, d_h, opts.tile_size
-    )
-    shapes.update({role: (shape, codes_t if role == fmt.ROLE_CODES else matrix) for role, shape in own.items()})
-    return {role: shapes[role] for role in fmt.INPUT_ROLES[opts.strategy]}
 
 
 def _shape(tensor: schema.TensorT) -> list[int]:
@@ -96,12 +77,24 @@ def _values(model_t: schema.ModelT, tensor: schema.TensorT, where: str) -> np.nd
     return np.frombuffer(raw, dtype[kind]).reshape(_shape(tensor))
 
 
+# The Keras name of the generators made to read ops; an explicit name leaves the layer-name counters alone.
+_OP_GENERATOR_NAME = "hyper_tinypw_expand_op"
+
+
+def _op_generator(opts: fmt.HyperOptions, input_shapes: dict[str, list[int]]) -> generators.HyperGenerator:
+    """A generator shaped like the op: the strategy's own declaration of what its inputs must be."""
+    return generators.for_format(opts.strategy).from_op(
+        opts.strategy, opts.code_dim, opts.hidden_dim, opts.tile_size, opts.c_in, code_bits=opts.code_bits,
+        weight_bits=opts.weight_bits, input_shapes=input_shapes, name=_OP_GENERATOR_NAME,
+    )
+
+
 def _op_inputs(
     model_t: schema.ModelT, op: schema.OperatorT, opts: fmt.HyperOptions, label: str
-) -> dict[str, np.ndarray]:
-    """Check the op's inputs against its options; returns their integer values by role."""
+) -> tuple[generators.HyperGenerator, dict[str, np.ndarray]]:
+    """Check the op's inputs against what its strategy declares; returns the strategy and the values by role."""
     subgraph = model_t.subgraphs[0]
-    roles = fmt.INPUT_ROLES[opts.strategy]
+    roles = generators.for_format(opts.strategy).FORMATS[opts.strategy]
     inputs = [] if op.inputs is None else [int(i) for i in op.inputs]
     if len(inputs) != len(roles):
         raise ValueError(
@@ -110,35 +103,32 @@ def _op_inputs(
     for role, index in zip(roles, inputs, strict=True):
         if not 0 <= index < len(subgraph.tensors):
             raise ValueError(f"{label}: input {role!r} refers to tensor index {index}, which does not exist")
-    b_cols = None
-    if fmt.ROLE_B_SHARED in roles:
-        b_shape = _shape(subgraph.tensors[inputs[roles.index(fmt.ROLE_B_SHARED)]])
-        b_cols = b_shape[-1] if len(b_shape) == 2 else None
-        if b_cols is not None and b_cols < opts.c_in:
-            raise ValueError(f"{label}: input 'b_shared' has {b_cols} columns, fewer than c_in={opts.c_in}")
+    try:
+        generator = _op_generator(opts, {r: _shape(subgraph.tensors[i]) for r, i in zip(roles, inputs, strict=True)})
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from error
+    records = {r.role: r for r in (*generator.shared_tensors(), *generator.layer_tensors(label, opts.c_in, opts.c_out))}
     values = {}
-    for role, index, (shape, types) in zip(roles, inputs, _expected_inputs(opts, b_cols).values(), strict=True):
-        tensor = subgraph.tensors[index]
+    for role, index in zip(roles, inputs, strict=True):
+        tensor, record = subgraph.tensors[index], records[role]
         where = f"{label}: input {role!r} (tensor {fb.tensor_name(tensor)!r})"
-        if tensor.type not in types:
-            names = "/".join(fb.type_name(t) for t in types)
-            raise ValueError(f"{where}: expected type {names}, received {fb.type_name(tensor.type)}")
+        kind, shape = hyper.tensor_type(record.bits), hyper.file_shape(record)
+        if tensor.type != kind:
+            raise ValueError(f"{where}: expected type {fb.type_name(kind)}, received {fb.type_name(tensor.type)}")
         if _shape(tensor) != shape:
             raise ValueError(f"{where}: expected shape {shape}, received {_shape(tensor)}")
         values[role] = _values(model_t, tensor, where)
-    multiplier, shift = (int(v) for v in values[fmt.ROLE_REQUANT])
-    if not 2**30 <= multiplier < 2**31 or not -31 <= shift <= 30:
-        raise ValueError(
-            f"{label}: input 'requant' must hold a multiplier in [2^30, 2^31) and a shift in [-31, 30], "
-            f"received multiplier={multiplier}, shift={shift}"
-        )
+    try:
+        generator.check_stored(values)
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from error
     crc = fmt.inputs_crc32(fb.buffer_bytes(model_t, subgraph.tensors[i]) for i in inputs)
     if crc != opts.crc32:
         raise ValueError(
             f"{label}: CRC-32 mismatch: option 'crc32' says 0x{opts.crc32:08x}, the inputs' bytes give 0x{crc:08x}; "
             "the file is corrupt"
         )
-    return values
+    return generator, values
 
 
 def synthesize_op(model_t: schema.ModelT, op: schema.OperatorT, label: str) -> tuple[fmt.HyperOptions, np.ndarray]:
@@ -148,20 +138,9 @@ def synthesize_op(model_t: schema.ModelT, op: schema.OperatorT, label: str) -> t
         opts = fmt.decode_options(raw)
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from error
-    v = _op_inputs(model_t, op, opts, label)
-    strategy = generators.for_format(opts.strategy)
-    # Scales play no part in the integer kernel; only ``accumulators`` and ``finish_kernel`` run.
-    gen = encode.EncodedGenerator(
-        strategy.strategy, v[fmt.ROLE_W1], v[fmt.ROLE_B1], v.get(fmt.ROLE_W2, v.get(fmt.ROLE_B_SHARED)), 1.0, 1.0,
-        1.0, opts.code_bits, opts.weight_bits, opts.tile_size, format_name=opts.strategy,
-        **strategy.format_fields(opts.strategy),
-    )
-    requant = synthesis.Requant(*(int(x) for x in v[fmt.ROLE_REQUANT]))
-    layer = encode.EncodedLayer(
-        label, opts.c_in, opts.c_out, v[fmt.ROLE_CODES], v.get(fmt.ROLE_HEAD), 1.0, requant,
-        v[fmt.ROLE_SIGNS], 1.0, np.ones(opts.c_out),
-    )
-    kernel, _ = synthesis.finish_kernel(encode.accumulators(gen, layer), layer.signs)
+    generator, values = _op_inputs(model_t, op, opts, label)
+    enc, layer = encode.from_stored(generator, label, opts.c_in, opts.c_out, values)
+    kernel, _ = encode.integer_kernel(enc, layer)
     return opts, kernel
 
 

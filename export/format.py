@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 
 from flatbuffers import flexbuffers
 
-from hyper_tinypw_tf import synthesis
+from hyper_tinypw_tf import generators, synthesis
+from hyper_tinypw_tf.generators import PaperGenerator, TiledGenerator
+from hyper_tinypw_tf.low_rank import LowRankGenerator
 
 CUSTOM_OP_NAME = "HyperTinyPW"
 FORMAT_VERSION = 2  # 2: the "crc32" option and the file's "hyper_tinypw_crc32" metadata (docs/format.md §7)
@@ -25,10 +27,15 @@ MODE_LAZY = "lazy"  # a kernel synthesized at its first Eval, then kept
 MODE_STREAM = "stream"  # a kernel synthesized into scratch memory before every use, never kept
 MODES = (MODE_BOOT, MODE_LAZY, MODE_STREAM)
 
-TILED = "tiled"
-PAPER_DENSE = "paper_dense"
-PAPER_FACTORIZED = "paper_factorized"
-STRATEGIES = (TILED, PAPER_DENSE, PAPER_FACTORIZED)
+# The op variants (option "strategy") are the strategies' own names, in the order of the C enum
+# htpw_strategy_id (tests/test_c_status.py); each is validated below with the limits the C core checks.
+TILED = TiledGenerator.FORMAT
+PAPER_DENSE = PaperGenerator.FORMAT_DENSE
+PAPER_FACTORIZED = PaperGenerator.FORMAT_FACTORIZED
+LOW_RANK = LowRankGenerator.FORMAT
+# Input roles, in input order, per op variant: what the strategies declare (``HyperGenerator.FORMATS``).
+INPUT_ROLES = {name: roles for cls in generators.STRATEGIES.values() for name, roles in cls.FORMATS.items()}
+STRATEGIES = tuple(INPUT_ROLES)
 
 # Option keys (flexbuffer map keys).
 KEY_VERSION = "version"
@@ -54,22 +61,17 @@ METADATA_CRC32 = "hyper_tinypw_crc32"
 METADATA_CRC32_BYTES = 4
 _STRING_KEYS = (KEY_MODE, KEY_STRATEGY)
 
-# Input roles, in input order, per strategy. The role is also the last part of the tensor name.
-ROLE_CODES = "codes"
-ROLE_W1 = "w1"
-ROLE_B1 = "b1"
-ROLE_W2 = "w2"
-ROLE_HEAD = "head"
-ROLE_B_SHARED = "b_shared"
-ROLE_REQUANT = "requant"
-ROLE_SIGNS = "signs"
-INPUT_ROLES = {
-    TILED: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_W2, ROLE_REQUANT, ROLE_SIGNS),
-    PAPER_DENSE: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_HEAD, ROLE_REQUANT, ROLE_SIGNS),
-    PAPER_FACTORIZED: (ROLE_CODES, ROLE_W1, ROLE_B1, ROLE_HEAD, ROLE_B_SHARED, ROLE_REQUANT, ROLE_SIGNS),
-}
-# Inputs shared by every layer of one generator (stored once in the file).
-SHARED_ROLES = (ROLE_W1, ROLE_B1, ROLE_W2, ROLE_B_SHARED)
+# The input roles by name (the strategies' constants; the C header's input positions mirror them).
+ROLE_CODES = generators.ROLE_CODES
+ROLE_W1 = generators.ROLE_W1
+ROLE_B1 = generators.ROLE_B1
+ROLE_W2 = TiledGenerator.ROLE_W2
+ROLE_HEAD = PaperGenerator.ROLE_HEAD
+ROLE_B_SHARED = PaperGenerator.ROLE_B_SHARED
+ROLE_REQUANT = generators.ROLE_REQUANT
+ROLE_SIGNS = generators.ROLE_SIGNS
+ROLE_U = LowRankGenerator.ROLE_U
+ROLE_V = LowRankGenerator.ROLE_V
 MAX_DIM = 65535
 MAX_TILE_SIZE = synthesis.MAX_TILE_SIZE  # docs/synthesis.md §5; a tiled generator checks it at construction
 
@@ -85,7 +87,7 @@ class HyperOptions:
     c_in: int
     code_dim: int
     hidden_dim: int
-    tile_size: int  # 0 unless strategy == "tiled"
+    tile_size: int  # 0 unless strategy == TILED
     code_bits: int
     weight_bits: int
     crc32: int  # zlib.crc32 of the op's input buffers, in input order (inputs_crc32)
@@ -121,12 +123,15 @@ def _validate(options: dict[str, object]) -> None:
     for key in (KEY_C_OUT, KEY_C_IN, KEY_CODE_DIM, KEY_HIDDEN_DIM):
         if not 0 < options[key] <= MAX_DIM:
             raise _bad(key, options[key], f"an integer in [1, {MAX_DIM}]")
+    if options[KEY_STRATEGY] == LOW_RANK and options[KEY_CODE_DIM] != options[KEY_HIDDEN_DIM]:
+        raise _bad(KEY_CODE_DIM, options[KEY_CODE_DIM],
+                   f"hidden_dim={options[KEY_HIDDEN_DIM]} (both are the rank) for strategy {LOW_RANK!r}")
     for key in (KEY_CODE_BITS, KEY_WEIGHT_BITS):
         if options[key] not in (4, 8):
             raise _bad(key, options[key], "4 or 8")
     tiled = options[KEY_STRATEGY] == TILED
     if tiled and not 0 < options[KEY_TILE_SIZE] <= MAX_TILE_SIZE:
-        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"an integer in [1, {MAX_TILE_SIZE}] for strategy 'tiled'")
+        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"an integer in [1, {MAX_TILE_SIZE}] for strategy {TILED!r}")
     if not tiled and options[KEY_TILE_SIZE] != 0:
         raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"0 for strategy {options[KEY_STRATEGY]!r}")
     if not 0 <= options[KEY_CRC32] <= CRC32_MAX:

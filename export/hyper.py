@@ -31,46 +31,30 @@ def strategy_of(gen: GeneratedLayer) -> str:
     return gen.generator.format_name
 
 
-def _stored_values(gen: GeneratedLayer, role: str) -> tuple[np.ndarray, int]:
-    """The integer values of one input and their stored bits."""
-    g, layer = gen.generator, gen.layer
-    values = {
-        fmt.ROLE_CODES: (layer.codes, g.code_bits),
-        fmt.ROLE_W1: (g.w1, g.weight_bits),
-        fmt.ROLE_B1: (g.b1, 32),
-        fmt.ROLE_W2: (g.extra, g.weight_bits),
-        fmt.ROLE_HEAD: (layer.head, g.weight_bits),
-        fmt.ROLE_B_SHARED: (g.extra, g.weight_bits),
-        fmt.ROLE_REQUANT: (np.array([layer.requant.multiplier, layer.requant.shift], np.int32), 32),
-        fmt.ROLE_SIGNS: (np.asarray(layer.signs, np.uint8), 1),
-    }
-    return values[role]
+def tensor_type(bits: int) -> int:
+    """TFLite tensor type of an input of ``bits`` stored bits: INT4 (packed), INT8, INT32, UINT8 for sign bits."""
+    types = {1: schema.TensorType.UINT8, 4: schema.TensorType.INT4, 8: schema.TensorType.INT8,
+             32: schema.TensorType.INT32}
+    return types[bits]
 
 
-def tensor_type(role: str, bits: int) -> int:
-    """TFLite tensor type of an input: INT4 (packed) or INT8 for matrices, INT32, UINT8 for sign bits."""
-    if role == fmt.ROLE_SIGNS:
-        return schema.TensorType.UINT8
-    if bits == 32:
-        return schema.TensorType.INT32
-    return schema.TensorType.INT4 if bits == 4 else schema.TensorType.INT8
+def file_shape(record: StoredTensor) -> list[int]:
+    """The shape an input has in the file: its own, or for bits (1 per element) the byte count."""
+    return [record.nbytes] if record.bits == 1 else list(record.shape)
 
 
-def _payload(values: np.ndarray, role: str, bits: int) -> tuple[bytes, list[int]]:
-    """Stored bytes and file shape of one input (int4 packed two per byte, signs as packed bytes)."""
+def _payload(values: np.ndarray, bits: int) -> bytes:
+    """Stored bytes of one input (int4 packed two per byte; bits already packed into bytes)."""
     values = np.asarray(values)
-    if role == fmt.ROLE_SIGNS:
-        return values.astype(np.uint8).tobytes(), [int(values.size)]
-    shape = [int(d) for d in values.shape]
+    if bits == 1:
+        return values.astype(np.uint8).tobytes()
     if bits == 4:
-        return synthesis.pack_int4(values).tobytes(), shape
-    return values.astype(np.int32 if bits == 32 else np.int8).tobytes(), shape
+        return synthesis.pack_int4(values).tobytes()
+    return values.astype(np.int32 if bits == 32 else np.int8).tobytes()
 
 
-def _add_tensor(model_t: schema.ModelT, record: StoredTensor, gen: GeneratedLayer) -> int:
-    role = record.role
-    values, bits = _stored_values(gen, role)
-    raw, shape = _payload(values, role, bits)
+def _add_tensor(model_t: schema.ModelT, record: StoredTensor, values: np.ndarray) -> int:
+    raw = _payload(values, record.bits)
     if len(raw) != record.nbytes:
         raise RuntimeError(
             f"hyper: tensor {record.name!r} holds {len(raw)} bytes but its stored-tensor record counts "
@@ -81,8 +65,8 @@ def _add_tensor(model_t: schema.ModelT, record: StoredTensor, gen: GeneratedLaye
     model_t.buffers.append(buffer)
     tensor = schema.TensorT()
     tensor.name = record.name.encode()
-    tensor.shape = np.array(shape, np.int32)
-    tensor.type = tensor_type(role, bits)
+    tensor.shape = np.array(file_shape(record), np.int32)
+    tensor.type = tensor_type(record.bits)
     tensor.buffer = len(model_t.buffers) - 1
     subgraph = model_t.subgraphs[0]
     subgraph.tensors.append(tensor)
@@ -101,11 +85,9 @@ def _custom_opcode(model_t: schema.ModelT) -> int:
 
 def options_for(gen: GeneratedLayer, mode: str, crc32: int) -> fmt.HyperOptions:
     """The custom options of one layer's op; ``crc32`` is ``format.inputs_crc32`` of its input buffers."""
-    g, layer = gen.generator, gen.layer
     return fmt.HyperOptions(
-        version=fmt.FORMAT_VERSION, mode=mode, strategy=strategy_of(gen), c_out=layer.c_out, c_in=layer.c_in,
-        code_dim=int(g.w1.shape[0]), hidden_dim=int(g.w1.shape[1]), tile_size=g.tile_size,
-        code_bits=g.code_bits, weight_bits=g.weight_bits, crc32=crc32,
+        version=fmt.FORMAT_VERSION, mode=mode, strategy=strategy_of(gen), c_out=gen.layer.c_out,
+        c_in=gen.layer.c_in, crc32=crc32, **gen.generator.options,
     )
 
 
@@ -242,15 +224,17 @@ def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MOD
                 f"{gen.name!r}; export the folded model from this model"
             )
         records = {r.role: r for r in (*gen.shared_tensors, *gen.layer_tensors)}
+        values = {**gen.generator.tensors, **gen.layer.tensors}
+        shared_roles = {r.role for r in gen.shared_tensors}
         inputs = []
         for role in gen.input_roles:
             record = records[role]
-            if role in fmt.SHARED_ROLES:
+            if role in shared_roles:
                 if record.name not in shared:
-                    shared[record.name] = _add_tensor(model_t, record, gen)
+                    shared[record.name] = _add_tensor(model_t, record, values[role])
                 inputs.append(shared[record.name])
             else:
-                inputs.append(_add_tensor(model_t, record, gen))
+                inputs.append(_add_tensor(model_t, record, values[role]))
         fb.set_buffer(model_t, filt, None)
         op = schema.OperatorT()
         op.opcodeIndex = opcode

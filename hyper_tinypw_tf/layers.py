@@ -36,8 +36,8 @@ class HyperPWConv2D(keras.layers.Layer):
       activation, use_bias, bias_initializer, bias_regularizer, activity_regularizer,
         bias_constraint: as in ``Conv2D``.
       generator: a :class:`HyperGenerator` instance (share it by passing the same instance to
-        several layers), a strategy name ("tiled", "paper") for a private generator, or a
-        serialized generator dict.
+        several layers), a strategy name (a key of ``generators.STRATEGIES``) for a private
+        generator, or a serialized generator dict.
       code_initializer, code_regularizer: for this layer's codes.
 
     Input shape:
@@ -75,7 +75,7 @@ class HyperPWConv2D(keras.layers.Layer):
         bias_regularizer: Any = None,
         activity_regularizer: Any = None,
         bias_constraint: Any = None,
-        generator: Any = "tiled",
+        generator: Any = generators.TiledGenerator.strategy,
         code_initializer: Any = None,
         code_regularizer: Any = None,
         **kwargs: Any,

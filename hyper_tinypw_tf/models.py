@@ -60,7 +60,7 @@ class Preset:
 ECG_INPUT = (256, 1, 1)
 KWS_INPUT = (49, 10, 1)
 _LARGE = (96, 192, 384, 512, 512, 512, 512, 512)
-_TILED = {"strategy": "tiled", "config": {"tile_size": 8, "code_dim": 4, "hidden_dim": 32}}
+_TILED = {"strategy": generators.TiledGenerator.strategy, "config": {"tile_size": 8, "code_dim": 4, "hidden_dim": 32}}
 
 
 def _ecg(channels: Sequence[int], strides: Sequence[int], stem: int, k: int = 7) -> Backbone:

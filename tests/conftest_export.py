@@ -36,6 +36,8 @@ GENERATORS = {
                                                          "code_bits": 4, "weight_bits": 4}},
     "paper_factorized_int4": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 4, "hidden_dim": 16,
                                                               "max_in_channels": 32, "code_bits": 4, "weight_bits": 4}},
+    "low_rank": {"strategy": "low_rank", "config": {"rank": 4}},
+    "low_rank_int4": {"strategy": "low_rank", "config": {"rank": 4, "code_bits": 4, "weight_bits": 4}},
 }
 requires_mitdb = pytest.mark.usefixtures("shared_data")  # fails loudly if absent
 

@@ -21,12 +21,12 @@ from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, expand
 from hyper_tinypw_tf.export import format as fmt
 
-from hyper_tinypw_tf import models, synthesis
+from hyper_tinypw_tf import low_rank, models, synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "tflm_harness" / "core"
 FUZZ = ROOT / "tflm_harness" / "fuzz"
-CORE_SOURCES = (CORE / "htpw_synthesis.c", CORE / "htpw_op.c")
+CORE_SOURCES = (CORE / "htpw_synthesis.c", CORE / "htpw_low_rank.c", CORE / "htpw_op.c")
 CASE_SOURCES = (FUZZ / "htpw_case.c",)
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
@@ -45,6 +45,7 @@ _BASE = {
     "paper_dense": {"strategy": "paper", "config": {"head": "dense", "code_dim": 3, "hidden_dim": 7}},
     "paper_factorized": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 3, "hidden_dim": 15,
                                                          "max_in_channels": 40}},
+    "low_rank": {"strategy": "low_rank", "config": {"rank": 5}},
 }
 CONFIGS = tuple((strategy, bits) for strategy in _BASE for bits in (8, 4))
 
@@ -278,7 +279,7 @@ def malformed_cases(lib: ctypes.CDLL, op: Op) -> list[Case]:
     # Options out of their ranges (docs/format.md §3).
     for value in (fmt.FORMAT_VERSION + 1, 0, -1):
         add(f"version={value}", "HTPW_ERR_OPTION_VERSION", version=value)
-    for field, values in (("mode", (-1, 3)), ("strategy", (-1, 3))):
+    for field, values in (("mode", (-1, len(fmt.MODES))), ("strategy", (-1, len(fmt.STRATEGIES)))):
         for value in values:
             add(f"{field} id {value}", f"HTPW_ERR_OPTION_{field.upper()}", **{field: value})
     for field in ("c_out", "c_in", "code_dim", "hidden_dim"):
@@ -293,11 +294,16 @@ def malformed_cases(lib: ctypes.CDLL, op: Op) -> list[Case]:
     if strategy == fmt.PAPER_FACTORIZED:
         add("hidden_dim=1025 for paper_factorized", "HTPW_ERR_OPTION_HIDDEN_DIM", hidden_dim=1025)
     # Valid options that disagree with the tensors: the bit widths, then the shapes.
-    first_weight = roles.index(fmt.ROLE_W1)
+    first_weight = roles.index(fmt.ROLE_V if strategy == fmt.LOW_RANK else fmt.ROLE_W1)
     add("code_bits flipped", "HTPW_ERR_INPUT_TYPE", failed=0, code_bits=12 - op.options.code_bits)
     add("weight_bits flipped", "HTPW_ERR_INPUT_TYPE", failed=first_weight,
         weight_bits=12 - op.options.weight_bits)
-    add("code_dim + 1", "HTPW_ERR_INPUT_SHAPE", failed=0, code_dim=op.options.code_dim + 1)
+    if strategy == fmt.LOW_RANK:  # code_dim is the rank, as hidden_dim: the options disagree first
+        add("code_dim + 1", "HTPW_ERR_OPTION_CODE_DIM", code_dim=op.options.code_dim + 1)
+        rank = op.options.hidden_dim + 1
+        add("rank + 1", "HTPW_ERR_INPUT_SHAPE", failed=0, code_dim=rank, hidden_dim=rank)
+    else:
+        add("code_dim + 1", "HTPW_ERR_INPUT_SHAPE", failed=0, code_dim=op.options.code_dim + 1)
     # Input counts.
     add("one input missing", "HTPW_ERR_INPUT_COUNT", inputs=op.inputs[:-1])
     add("one input extra", "HTPW_ERR_INPUT_COUNT", inputs=op.inputs + op.inputs[-1:])
@@ -321,12 +327,14 @@ def malformed_cases(lib: ctypes.CDLL, op: Op) -> list[Case]:
         raw = op.inputs[i]
         add("b_shared narrower than c_in", "HTPW_ERR_INPUT_SHAPE",
             op.with_input(i, shape=(raw.shape[0], op.options.c_in - 1)).inputs, i)
-    # Requantization out of range.
-    r = roles.index(fmt.ROLE_REQUANT)
-    multiplier, shift = struct.unpack("<2i", op.inputs[r].data)
-    for m, n, expected in ((2**30 - 1, shift, "MULTIPLIER"), (-(2**31), shift, "MULTIPLIER"), (0, shift, "MULTIPLIER"),
-                           (multiplier, 31, "SHIFT"), (multiplier, -32, "SHIFT")):
-        add(f"requant ({m}, {n})", f"HTPW_ERR_{expected}", op.with_input(r, data=struct.pack("<2i", m, n)).inputs, r)
+    # Requantization out of range (the strategies with a micro-MLP).
+    if fmt.ROLE_REQUANT in roles:
+        r = roles.index(fmt.ROLE_REQUANT)
+        multiplier, shift = struct.unpack("<2i", op.inputs[r].data)
+        for m, n, expected in ((2**30 - 1, shift, "MULTIPLIER"), (-(2**31), shift, "MULTIPLIER"),
+                               (0, shift, "MULTIPLIER"), (multiplier, 31, "SHIFT"), (multiplier, -32, "SHIFT")):
+            add(f"requant ({m}, {n})", f"HTPW_ERR_{expected}", op.with_input(r, data=struct.pack("<2i", m, n)).inputs,
+                r)
     # Integrity: one flipped bit in any input, or in the option.
     for i, (role, raw) in enumerate(zip(roles, op.inputs, strict=True)):
         if role == fmt.ROLE_REQUANT:
@@ -360,6 +368,8 @@ def synthetic_op(strategy: str, bits: int, *, c_out: int, c_in: int, d_z: int, d
     def values(*shape: int) -> np.ndarray:
         return np.full(shape, low, np.int64) if extreme else rng.integers(low, high + 1, shape)
 
+    if strategy == fmt.LOW_RANK:
+        return _low_rank_op(bits, c_out, c_in, d_h, values, synthesis.pack_signs(rng.random(c_out) < 0.5))
     tiles = synthesis.tile_grid(c_out, c_in, tile) if strategy == fmt.TILED else (1, 1)
     codes, w1 = values(tiles[0] * tiles[1], d_z), values(d_z, d_h)
     b1 = np.full(d_h, 2**31 - 1 if extreme else 0, np.int64) + (0 if extreme else rng.integers(-5000, 5000, d_h))
@@ -391,6 +401,20 @@ def synthetic_op(strategy: str, bits: int, *, c_out: int, c_in: int, d_z: int, d
     return Op(f"synthetic {strategy}/int{bits} {c_out}x{c_in}", options, tuple(inputs), kernel)
 
 
+def _low_rank_op(bits: int, c_out: int, c_in: int, rank: int, values, signs: np.ndarray) -> Op:  # noqa: ANN001
+    """A low_rank op: inputs u [c_out, r], v [r, c_in], signs; no micro-MLP, code_dim = hidden_dim = r."""
+    u, v = values(c_out, rank), values(rank, c_in)
+    inputs = (_stored(u, bits), _stored(v, bits),
+              RawInput(HTPW_TYPE[fb.schema.TensorType.UINT8], (signs.size,), signs.tobytes()))
+    kernel, _ = synthesis.finish_kernel(low_rank.low_rank_accumulators(u, v), signs)
+    options = fmt.HyperOptions(
+        version=fmt.FORMAT_VERSION, mode=fmt.MODE_STREAM, strategy=fmt.LOW_RANK, c_out=c_out, c_in=c_in,
+        code_dim=rank, hidden_dim=rank, tile_size=0, code_bits=bits, weight_bits=bits,
+        crc32=fmt.inputs_crc32(raw.data for raw in inputs),
+    )
+    return Op(f"synthetic {fmt.LOW_RANK}/int{bits} {c_out}x{c_in}", options, inputs, kernel)
+
+
 @functools.cache
 def edge_ops() -> tuple[Op, ...]:
     """Ops at the limits: the largest int32 sums, a 255 tile, single channels, odd int4 counts."""
@@ -405,4 +429,7 @@ def edge_ops() -> tuple[Op, ...]:
         synthetic_op(fmt.PAPER_DENSE, 4, c_out=7, c_in=3, d_z=3, d_h=5, extreme=True),
         synthetic_op(fmt.TILED, 8, c_out=9, c_in=10, d_z=2, d_h=7, tile=3, seed=4, real=3.0),  # shift 2
         synthetic_op(fmt.TILED, 8, c_out=4, c_in=5, d_z=3, d_h=2, tile=2, seed=5, real=0.75),  # shift 0
+        synthetic_op(fmt.LOW_RANK, 8, c_out=1, c_in=2, d_z=synthesis.MAX_DENSE_TERMS, d_h=synthesis.MAX_DENSE_TERMS,
+                     extreme=True),
+        synthetic_op(fmt.LOW_RANK, 4, c_out=9, c_in=7, d_z=3, d_h=3, seed=6),
     )

@@ -77,9 +77,10 @@ def test_option_mode_and_strategy_ids_follow_format_py():
 def _option_variants(base: fmt.HyperOptions):
     """The valid options of each strategy, then one field at a time moved to and past its range ends."""
     tiled = dataclasses.replace(base, strategy=fmt.TILED, tile_size=8)
+    low_rank = dataclasses.replace(base, strategy=fmt.LOW_RANK, tile_size=0, hidden_dim=base.code_dim)
     for strategy in fmt.STRATEGIES:
-        yield dataclasses.asdict(tiled if strategy == fmt.TILED else dataclasses.replace(base, strategy=strategy,
-                                                                                         tile_size=0))
+        valid = {fmt.TILED: tiled, fmt.LOW_RANK: low_rank}.get(strategy)
+        yield dataclasses.asdict(valid or dataclasses.replace(base, strategy=strategy, tile_size=0))
     probes = {
         "version": (0, fmt.FORMAT_VERSION - 1, fmt.FORMAT_VERSION + 1),
         "c_out": (-1, 0, 1, fmt.MAX_DIM, fmt.MAX_DIM + 1),
@@ -89,7 +90,7 @@ def _option_variants(base: fmt.HyperOptions):
         "tile_size": (-1, 0, 1, fmt.MAX_TILE_SIZE, fmt.MAX_TILE_SIZE + 1),
         "code_bits": (0, 1, 4, 8, 16), "weight_bits": (3, 4, 5, 8, 9),
     }
-    for start in (tiled, dataclasses.replace(base, strategy=fmt.PAPER_DENSE, tile_size=0)):
+    for start in (tiled, dataclasses.replace(base, strategy=fmt.PAPER_DENSE, tile_size=0), low_rank):
         for key, values in probes.items():
             for value in values:
                 yield {**dataclasses.asdict(start), key: value}

@@ -5,12 +5,15 @@ import pytest
 import tensorflow as tf
 
 from hyper_tinypw_tf import HyperPWConv2D, PaperGenerator, TiledGenerator, encode, synthesis
+from hyper_tinypw_tf.low_rank import LowRankGenerator
 
 GENERATORS = {
     "tiled8": lambda: TiledGenerator(tile_size=8),
     "tiled_int4": lambda: TiledGenerator(tile_size=4, code_bits=4, weight_bits=4),
     "paper_factorized": lambda: PaperGenerator(head="factorized", hidden_dim=16, max_in_channels=48),
     "paper_dense": lambda: PaperGenerator(head="dense", hidden_dim=8),
+    "low_rank": lambda: LowRankGenerator(rank=6),
+    "low_rank_int4": lambda: LowRankGenerator(rank=6, code_bits=4, weight_bits=4),
 }
 
 

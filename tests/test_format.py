@@ -23,7 +23,8 @@ def _raw(**changes: object) -> bytes:
 @pytest.mark.parametrize("mode", fmt.MODES)
 @pytest.mark.parametrize("strategy", fmt.STRATEGIES)
 def test_round_trip(mode: str, strategy: str) -> None:
-    options = replace(GOOD, mode=mode, strategy=strategy, tile_size=8 if strategy == "tiled" else 0)
+    rank = {"hidden_dim": GOOD.code_dim} if strategy == fmt.LOW_RANK else {}  # code_dim and hidden_dim: the rank
+    options = replace(GOOD, mode=mode, strategy=strategy, tile_size=8 if strategy == "tiled" else 0, **rank)
     assert fmt.decode_options(fmt.encode_options(options)) == options
 
 
@@ -71,6 +72,12 @@ def test_bad_value_is_named(key: str, value: object, message: str) -> None:
 def test_unknown_option_is_named() -> None:
     with pytest.raises(ValueError, match="unknown option 'colour'='red'"):
         fmt.decode_options(_raw(colour="red"))
+
+
+def test_low_rank_needs_code_dim_equal_to_hidden_dim() -> None:
+    with pytest.raises(ValueError, match=r"option 'code_dim': expected hidden_dim=32 \(both are the rank\) for "
+                                         r"strategy 'low_rank', received code_dim=4"):
+        fmt.decode_options(_raw(strategy="low_rank", tile_size=0))
 
 
 def test_paper_strategy_needs_zero_tile() -> None:

@@ -21,13 +21,17 @@ SPECS = {  # built inside the test, so collecting this file names no Keras layer
     "paper_dense": {"strategy": "paper", "config": {"head": "dense", "code_dim": 4, "hidden_dim": 8}},
     "paper_factorized": {"strategy": "paper", "config": {"head": "factorized", "code_dim": 4, "hidden_dim": 8,
                                                          "max_in_channels": 16}},
+    "low_rank": {"strategy": "low_rank", "config": {"rank": 3}},
 }
 
 
 def test_strategy_formats_are_the_wire_formats() -> None:
-    declared = {name: roles for cls in generators.STRATEGIES.values() for name, roles in cls.FORMATS.items()}
-    assert declared == dict(fmt.INPUT_ROLES)
-    assert set(declared) == set(fmt.STRATEGIES)
+    """format.py takes the op variants and input orders from the classes (the C header pins their values,
+    tests/test_c_format.py); the order is the C enum's, and every op ends with its own sign bits."""
+    assert fmt.STRATEGIES == (fmt.TILED, fmt.PAPER_DENSE, fmt.PAPER_FACTORIZED, fmt.LOW_RANK)
+    assert list(generators.STRATEGIES) == ["tiled", "paper", "low_rank"]
+    for roles in fmt.INPUT_ROLES.values():
+        assert roles[-1] == generators.ROLE_SIGNS and len(set(roles)) == len(roles)
 
 
 @pytest.mark.parametrize("variant", sorted(SPECS))
@@ -40,8 +44,8 @@ def test_declared_roles_are_the_op_inputs(variant: str) -> None:
 
 
 def test_unknown_op_variant_is_named() -> None:
-    with pytest.raises(ValueError, match=r"no strategy writes the op variant 'low_rank'"):
-        generators.for_format("low_rank")
+    with pytest.raises(ValueError, match=r"no strategy writes the op variant 'sparse'"):
+        generators.for_format("sparse")
 
 
 def test_tile_size_limit_is_checked_at_construction() -> None:
@@ -54,6 +58,7 @@ def test_tile_size_limit_is_checked_at_construction() -> None:
                                   "export/expand.py", "export/convert.py"])
 def test_users_of_the_strategies_hold_no_strategy_names(path: str) -> None:
     text = (ROOT / path).read_text()
-    names = re.findall(r"""["'](tiled|paper|paper_dense|paper_factorized|dense|factorized)["']""", text)
+    names = re.findall(r"""["'](tiled|paper|paper_dense|paper_factorized|low_rank|dense|factorized)["']""", text)
     assert names == []
     assert re.findall(r"""rsplit\(["']/""", text) == []  # no role read from a tensor name's suffix
+    assert re.findall(r"ROLE_(?!SIGNS)\w+", text) == []  # no input role but the sign bits every strategy has

@@ -18,6 +18,7 @@
 #define HTPW_STRATEGY_TILED "tiled"
 #define HTPW_STRATEGY_PAPER_DENSE "paper_dense"
 #define HTPW_STRATEGY_PAPER_FACTORIZED "paper_factorized"
+#define HTPW_STRATEGY_LOW_RANK "low_rank"
 
 /* Option keys of the flexbuffer map; every one is required. */
 #define HTPW_KEY_VERSION "version"
@@ -59,5 +60,10 @@
 #define HTPW_PAPER_FACTORIZED_INPUT_REQUANT 5
 #define HTPW_PAPER_FACTORIZED_INPUT_SIGNS 6
 #define HTPW_PAPER_FACTORIZED_INPUTS 7
+
+#define HTPW_LOW_RANK_INPUT_U 0
+#define HTPW_LOW_RANK_INPUT_V 1
+#define HTPW_LOW_RANK_INPUT_SIGNS 2
+#define HTPW_LOW_RANK_INPUTS 3
 
 #endif /* HTPW_FORMAT_H_ */

@@ -130,6 +130,8 @@ htpw_status htpw_strategy_from_string(const char* s, int32_t len, htpw_strategy_
     *out = HTPW_STRATEGY_ID_PAPER_DENSE;
   } else if (equals(s, len, HTPW_STRATEGY_PAPER_FACTORIZED)) {
     *out = HTPW_STRATEGY_ID_PAPER_FACTORIZED;
+  } else if (equals(s, len, HTPW_STRATEGY_LOW_RANK)) {
+    *out = HTPW_STRATEGY_ID_LOW_RANK;
   } else {
     return HTPW_ERR_OPTION_STRATEGY;
   }
@@ -144,13 +146,15 @@ htpw_status htpw_options_validate(const htpw_options* o) {
   if (o == NULL) return HTPW_ERR_NULL;
   if (o->version != HTPW_FORMAT_VERSION) return HTPW_ERR_OPTION_VERSION;
   if (!in_range((int32_t)o->mode, HTPW_MODE_ID_BOOT, HTPW_MODE_ID_STREAM)) return HTPW_ERR_OPTION_MODE;
-  if (!in_range((int32_t)o->strategy, HTPW_STRATEGY_ID_TILED, HTPW_STRATEGY_ID_PAPER_FACTORIZED)) {
+  if (!in_range((int32_t)o->strategy, HTPW_STRATEGY_ID_TILED, HTPW_STRATEGY_ID_LOW_RANK)) {
     return HTPW_ERR_OPTION_STRATEGY;
   }
   if (!in_range(o->c_out, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_C_OUT;
   if (!in_range(o->c_in, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_C_IN;
   if (!in_range(o->code_dim, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_CODE_DIM;
   if (!in_range(o->hidden_dim, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_HIDDEN_DIM;
+  /* low_rank: both are the rank r (docs/format.md section 3). */
+  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK && o->code_dim != o->hidden_dim) return HTPW_ERR_OPTION_CODE_DIM;
   if (o->strategy == HTPW_STRATEGY_ID_PAPER_FACTORIZED && o->hidden_dim > HTPW_MAX_FACTOR_RANK) {
     return HTPW_ERR_OPTION_HIDDEN_DIM;
   }
@@ -195,6 +199,7 @@ static input_spec spec(htpw_type type, int32_t rank, int64_t d0, int64_t d1) {
 static int32_t input_count(htpw_strategy_id strategy) {
   if (strategy == HTPW_STRATEGY_ID_TILED) return HTPW_TILED_INPUTS;
   if (strategy == HTPW_STRATEGY_ID_PAPER_DENSE) return HTPW_PAPER_DENSE_INPUTS;
+  if (strategy == HTPW_STRATEGY_ID_LOW_RANK) return HTPW_LOW_RANK_INPUTS;
   return HTPW_PAPER_FACTORIZED_INPUTS;
 }
 
@@ -205,6 +210,11 @@ static input_spec input_spec_at(const htpw_options* o, int32_t index) {
   const int64_t c_out = o->c_out, c_in = o->c_in, d_z = o->code_dim, d_h = o->hidden_dim;
   const int64_t n_signs = (c_out + 7) / 8;
   input_spec s = spec(HTPW_TYPE_UINT8, 1, n_signs, 0);
+  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) { /* u [c_out, r], v [r, c_in], signs */
+    if (index == HTPW_LOW_RANK_INPUT_U) return spec(code_type, 2, c_out, d_h);
+    if (index == HTPW_LOW_RANK_INPUT_V) return spec(weight_type, 2, d_h, c_in);
+    return s;
+  }
   if (index == 0) { /* codes */
     if (o->strategy == HTPW_STRATEGY_ID_TILED) {
       const int64_t b = o->tile_size;
@@ -232,7 +242,9 @@ static input_spec input_spec_at(const htpw_options* o, int32_t index) {
   return s;                                              /* signs */
 }
 
+/* -1 for a strategy without a requantization input (low_rank). */
 static int32_t requant_index(const htpw_options* o) {
+  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) return -1;
   if (o->strategy == HTPW_STRATEGY_ID_TILED) return HTPW_TILED_INPUT_REQUANT;
   if (o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE) return HTPW_PAPER_DENSE_INPUT_REQUANT;
   return HTPW_PAPER_FACTORIZED_INPUT_REQUANT;
@@ -284,7 +296,7 @@ static htpw_status validate(const htpw_options* o, const htpw_input* inputs, int
     if ((status = check_input(&s, &inputs[i])) != HTPW_OK) return status;
   }
   *failed_input = requant_index(o);
-  if ((status = check_requant(&inputs[*failed_input], &requant)) != HTPW_OK) return status;
+  if (*failed_input >= 0 && (status = check_requant(&inputs[*failed_input], &requant)) != HTPW_OK) return status;
   *failed_input = -1;
   if (check_crc) {
     uint32_t crc = 0;
@@ -332,6 +344,8 @@ static htpw_status scratch_of(const htpw_options* o, int32_t* bytes) {
   mlp.hidden_dim = o->hidden_dim;
   if (o->strategy == HTPW_STRATEGY_ID_TILED) {
     n = htpw_tiled_scratch_bytes(&mlp, o->tile_size, o->c_in);
+  } else if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) {
+    n = htpw_low_rank_scratch_bytes(o->hidden_dim, o->c_in);
   } else {
     n = htpw_paper_scratch_bytes(&mlp, o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE ? HTPW_HEAD_DENSE
                                                                                    : HTPW_HEAD_FACTORIZED,
@@ -370,10 +384,15 @@ htpw_status htpw_op_synthesize(const htpw_options* o, const htpw_input* inputs, 
   if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
   if ((status = scratch_of(o, &needed_scratch)) != HTPW_OK) return status;
   if (scratch_bytes < needed_scratch) return HTPW_ERR_SCRATCH;
-  (void)check_requant(&inputs[requant_index(o)], &requant);
   signs_input = &inputs[n_inputs - 1];
   signs.data = (const uint8_t*)signs_input->data;
   signs.bytes = signs_input->bytes;
+  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) {
+    const htpw_tensor u = tensor_of(&inputs[HTPW_LOW_RANK_INPUT_U]), v = tensor_of(&inputs[HTPW_LOW_RANK_INPUT_V]);
+    return htpw_low_rank_synthesize(&u, &v, o->hidden_dim, &signs, o->c_out, o->c_in, scratch, scratch_bytes,
+                                    kernel);
+  }
+  (void)check_requant(&inputs[requant_index(o)], &requant);
   mlp = mlp_of(o, inputs);
   codes = tensor_of(&inputs[0]);
   head = tensor_of(&inputs[3]);

@@ -1,5 +1,5 @@
 /* The HyperTinyPW op as the TFLM kernel sees it: options and inputs of docs/format.md,
- * validated field by field, then synthesized by htpw_synthesis.c.
+ * validated field by field, then synthesized by htpw_synthesis.c (htpw_low_rank.c for low_rank).
  *
  * C99, no heap, no TFLM headers. The kernel (tflm_harness/kernel/) parses the flexbuffer into
  * htpw_options (with htpw_option_from_key / htpw_options_set_int / the *_from_string helpers,
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "htpw_format.h"
+#include "htpw_low_rank.h"
 #include "htpw_synthesis.h"
 
 #ifdef __cplusplus
@@ -39,6 +40,7 @@ typedef enum {
   HTPW_STRATEGY_ID_TILED = 0,
   HTPW_STRATEGY_ID_PAPER_DENSE = 1,
   HTPW_STRATEGY_ID_PAPER_FACTORIZED = 2,
+  HTPW_STRATEGY_ID_LOW_RANK = 3,
   HTPW_STRATEGY_ID_INT32_SENTINEL_ = 0x7FFFFFFF
 } htpw_strategy_id;
 

@@ -35,12 +35,12 @@ typedef enum {
   HTPW_ERR_OPTION_UNKNOWN = 15,  /* an option key the format does not define */
   HTPW_ERR_OPTION_VERSION = 16,  /* option version is not HTPW_FORMAT_VERSION */
   HTPW_ERR_OPTION_MODE = 17,     /* option mode is not boot, lazy or stream */
-  HTPW_ERR_OPTION_STRATEGY = 18, /* option strategy is not tiled, paper_dense or paper_factorized */
+  HTPW_ERR_OPTION_STRATEGY = 18, /* option strategy is not tiled, paper_dense, paper_factorized or low_rank */
   HTPW_ERR_OPTION_C_OUT = 19,    /* option c_out outside [1, HTPW_MAX_DIM] */
   HTPW_ERR_OPTION_C_IN = 20,     /* option c_in outside [1, HTPW_MAX_DIM] */
-  HTPW_ERR_OPTION_CODE_DIM = 21, /* option code_dim outside [1, HTPW_MAX_DIM] */
+  HTPW_ERR_OPTION_CODE_DIM = 21, /* code_dim outside [1, HTPW_MAX_DIM] (or not hidden_dim if low_rank) */
   HTPW_ERR_OPTION_HIDDEN_DIM = 22, /* hidden_dim outside [1, HTPW_MAX_DIM] (HTPW_MAX_FACTOR_RANK if factorized) */
-  HTPW_ERR_OPTION_TILE_SIZE = 23,  /* tile_size outside [1, HTPW_MAX_TILE_SIZE] (tiled) or not 0 (paper) */
+  HTPW_ERR_OPTION_TILE_SIZE = 23,  /* tile_size outside [1, HTPW_MAX_TILE_SIZE] (tiled) or not 0 (others) */
   HTPW_ERR_OPTION_CODE_BITS = 24,  /* option code_bits is not 4 or 8 */
   HTPW_ERR_OPTION_WEIGHT_BITS = 25, /* option weight_bits is not 4 or 8 */
   HTPW_ERR_OPTION_CRC32 = 26,    /* option crc32 outside [0, 2^32) */

@@ -6,6 +6,7 @@
  * reach the synthesis instead of all stopping at HTPW_ERR_CRC.
  *   clang -fsanitize=fuzzer,address,undefined -Itflm_harness/core tflm_harness/fuzz/htpw_fuzz.c
  *         tflm_harness/fuzz/htpw_case.c tflm_harness/core/htpw_op.c tflm_harness/core/htpw_synthesis.c
+ *         tflm_harness/core/htpw_low_rank.c
  */
 #include <stdlib.h>
 
