@@ -157,16 +157,37 @@ def _fmt(stats: dict[str, Any]) -> str:
     return f"{stats['mean']:.3f}{sd}{ci}"
 
 
+def _m4_cell(row: dict[str, Any], mode: str) -> str:
+    """Measured Cortex-M4 arena of one mode (``frontier --fit``), with the Nano 33 BLE verdict."""
+    m4 = row.get("m4")
+    if m4 is None:
+        return "not run"
+    if "error" in m4:
+        return "not runnable: no DECODE op" if "DECODE" in m4["error"] else "runner failed"
+    entry = m4.get(mode) or m4.get("folded")
+    if entry is None:
+        return "n/a"
+    return f"{entry['sram_bytes']:,}" + ("" if entry["fits_nano"] else " (over Nano)")
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
-    """The points as a Markdown table, smallest file first."""
-    head = ["point", "kind", "file bytes", "SRAM boot", "SRAM stream", "MACs/inference", "synthesis MACs", "seeds",
+    """The points as a Markdown table, smallest file first.
+
+    SRAM boot/stream: the TFLM Python interpreter's arena plus the generated kernels (an estimate);
+    M4 columns, when ``--fit`` ran: the arena measured on the Cortex-M4 through the op.
+    """
+    fit = any("m4" in r for r in rows)
+    head = ["point", "kind", "file bytes", "SRAM boot", "SRAM stream",
+            *(("M4 arena boot (measured)", "M4 arena stream (measured)") if fit else ()),
+            "MACs/inference", "synthesis MACs", "seeds",
             *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics), f"{metrics[0]} bootstrap CI (first seed)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         boot = r[f"{metrics[0]}_boot_ci"]
         boot_text = "n/a" if not boot or None in boot else f"[{boot[0]:.3f}, {boot[1]:.3f}]"
         cells = [r["point"], r["kind"], f"{r['file_bytes']:,}", f"{r['sram_boot_bytes']:,}",
-                 f"{r['sram_stream_bytes']:,}", f"{r['macs']:,}", f"{r['synthesis_macs']:,}",
+                 f"{r['sram_stream_bytes']:,}", *((_m4_cell(r, "boot"), _m4_cell(r, "stream")) if fit else ()),
+                 f"{r['macs']:,}", f"{r['synthesis_macs']:,}",
                  ",".join(map(str, r["seeds"])), *(_fmt(r[m]) for m in metrics), boot_text]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

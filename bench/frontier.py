@@ -43,7 +43,6 @@ TASKS = ("mitdb_aami", "mitdb_v", "speech_commands")
 KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
 QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
 COMMAND = "python -m bench.frontier"
-_TILED = "tiled"
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,16 @@ class Point:
 
 
 def _tiled(tile: int, code: int, hidden: int = 32) -> dict[str, Any]:
-    return {"strategy": _TILED, "config": {"tile_size": tile, "code_dim": code, "hidden_dim": hidden}}
+    from hyper_tinypw_tf.generators import TiledGenerator  # TensorFlow only once points are listed
+
+    return {"strategy": TiledGenerator.strategy, "config": {"tile_size": tile, "code_dim": code, "hidden_dim": hidden}}
 
 
-def _paper(head: str, code: int = 8, hidden: int = 32) -> dict[str, Any]:
-    return {"strategy": "paper", "config": {"head": head, "code_dim": code, "hidden_dim": hidden}}
+def _paper(factorized: bool, code: int = 8, hidden: int = 32) -> dict[str, Any]:
+    from hyper_tinypw_tf.generators import PaperGenerator
+
+    head = PaperGenerator.FACTORIZED if factorized else PaperGenerator.DENSE
+    return {"strategy": PaperGenerator.strategy, "config": {"head": head, "code_dim": code, "hidden_dim": hidden}}
 
 
 def _ecg_points() -> list[Point]:
@@ -90,10 +94,10 @@ def _ecg_points() -> list[Point]:
               teacher="twin_64k", twin="twin_64k"),
         Point("hyper_64k_t16z8", "hyper", "64k", "hyper", "hyper 64k, tiled t16 z8", _tiled(16, 8), twin="twin_64k"),
         Point("hyper_64k_t4z4", "hyper", "64k", "hyper", "hyper 64k, tiled t4 z4", _tiled(4, 4), twin="twin_64k"),
-        Point("hyper_64k_paper_dense", "hyper", "64k", "hyper", "hyper 64k, paper dense head", _paper("dense"),
+        Point("hyper_64k_paper_dense", "hyper", "64k", "hyper", "hyper 64k, paper dense head", _paper(factorized=False),
               twin="twin_64k"),
         Point("hyper_64k_paper_fact", "hyper", "64k", "hyper", "hyper 64k, paper factorized head",
-              _paper("factorized"), twin="twin_64k"),
+              _paper(factorized=True), twin="twin_64k"),
         Point("hyper_large", "hyper", "large", "hyper", "hyper large, tiled t8 z4", twin="twin_large"),
         Point("lut16_stored_64k", "lut", label="stored 64k, 16 clusters + LUT4", base="stored_64k", clusters=16),
         Point("lut8_stored_64k", "lut", label="stored 64k, 8 clusters + LUT3", base="stored_64k", clusters=8),
@@ -113,7 +117,7 @@ def _kws_points() -> list[Point]:
               teacher="stored_ds_cnn_m", twin="stored_ds_cnn_m"),
         Point("hyper_ds_cnn_l", "hyper", "ds_cnn_l", "hyper", "DS-CNN L hyper, tiled t8 z4", twin="stored_ds_cnn_l"),
         Point("hyper_ds_cnn_m_paper_fact", "hyper", "ds_cnn_m", "hyper", "DS-CNN M hyper, paper factorized",
-              _paper("factorized"), twin="stored_ds_cnn_m"),
+              _paper(factorized=True), twin="stored_ds_cnn_m"),
         Point("lut16_stored_ds_cnn_s", "lut", label="DS-CNN S, 16 clusters + LUT4", base="stored_ds_cnn_s",
               clusters=16),
         Point("lut16_stored_ds_cnn_m", "lut", label="DS-CNN M, 16 clusters + LUT4", base="stored_ds_cnn_m",
@@ -353,6 +357,34 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
     return result
 
 
+def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
+    """SRAM measured on the Cortex-M4 (QEMU, ``tflm_harness.fit``) for one point's file, per mode; cached.
+
+    Hyper files run through the HyperTinyPW op in boot and in stream mode; stored files once. A file the
+    Cortex-M4 runner cannot run (a LUT file needs TFLM's DECODE op, which the runner does not register)
+    gets the runner's error instead of numbers.
+    """
+    from tflm_harness import fit
+
+    folder = ctx.out / point.name / f"seed{seed}"
+    path = folder / "fit.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    modes = ("boot", "stream") if point.kind == "hyper" else None
+    try:
+        report = fit.fit((folder / "model.tflite").read_bytes(), name=f"{point.name}/seed{seed}", modes=modes)
+        measured: dict[str, Any] = {row.mode: {"sram_bytes": row.sram_bytes, "fits_nano": row.fits,
+                                               "inference_instructions": row.inference_instructions,
+                                               "setup_instructions": row.setup_instructions}
+                                    for row in report.rows}
+    except (ValueError, RuntimeError) as error:
+        why = " (a LUT file needs DECODE, which the runner does not register)" if point.kind == "lut" else ""
+        measured = {"error": str(error).splitlines()[0][:200] + why}
+    path.write_text(json.dumps(measured, indent=2) + "\n")
+    ctx.log(f"{point.name} seed {seed}: Cortex-M4 fit {measured}")
+    return measured
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -436,6 +468,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n_boot", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="3 records or 8 clips per word, 1 epoch, 1 seed, 3 points")
     parser.add_argument("--note", default="", help="a sentence to print in the section (e.g. what was not run)")
+    parser.add_argument("--fit", action="store_true",
+                        help="also measure each point's SRAM per mode on the Cortex-M4 under QEMU (first seed)")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: report the (point, seed) results already in --out (a cut-short run)")
     args = parser.parse_args(argv)
@@ -468,6 +502,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
     rows = answers_mod.aggregate(runs, metrics)
+    if args.fit:
+        for row in rows:
+            row["m4"] = measure_fit(by_name[row["point"]], row["seeds"][0], ctx)
     result = answers_mod.answers(rows, metrics[0])
     wall = sum(float(r["seconds"]) for r in runs) if args.collect else time.monotonic() - start
     plot_path = (args.out if args.quick else ROOT / "docs") / f"frontier_{args.task}.png"

@@ -39,6 +39,17 @@ def test_quick_run_writes_every_point_with_true_file_bytes(tmp_path):
     assert (tmp_path / "frontier_mitdb_aami.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "(c) lut16_stored_32k" in text
 
+    # --collect --fit: the same points, SRAM measured on the Cortex-M4 through the op (QEMU), cached per point.
+    frontier.main(["--task=mitdb_aami", "--quick", "--collect", "--fit", f"--out={tmp_path}"])
+    m4 = {p: json.loads((tmp_path / p / "seed0" / "fit.json").read_text()) for p in expected}
+    hyper_m4, stored_m4 = m4["hyper_32k"], m4["stored_32k"]
+    assert hyper_m4["boot"]["sram_bytes"] > hyper_m4["stream"]["sram_bytes"] > 0
+    assert hyper_m4["boot"]["inference_instructions"] < hyper_m4["stream"]["inference_instructions"]
+    assert stored_m4["folded"]["sram_bytes"] > 0 and stored_m4["folded"]["fits_nano"]
+    assert "ALLOCATE_TENSORS" in m4["lut16_stored_32k"]["error"] and "DECODE" in m4["lut16_stored_32k"]["error"]
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert f"| {hyper_m4['boot']['sram_bytes']:,} | {hyper_m4['stream']['sram_bytes']:,} |" in text
+
 
 def test_unknown_point_is_refused_by_name():
     with pytest.raises(ValueError, match=r"unknown point 'stored_7k' for --task=mitdb_aami"):
