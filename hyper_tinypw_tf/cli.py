@@ -148,7 +148,8 @@ def _run_config() -> Any:
 
     return pipeline.RunConfig(
         preset=FLAGS.preset, epochs=FLAGS.epochs, qat_epochs=FLAGS.qat_epochs, learning_rate=FLAGS.learning_rate,
-        patience=FLAGS.patience, seed=FLAGS.seed, n_boot=FLAGS.n_boot, mode=FLAGS.mode, loss=FLAGS.loss,
+        patience=FLAGS.patience, seed=FLAGS.seed, n_boot=FLAGS.n_boot, mode=FLAGS.mode,
+        sram_budget=FLAGS.sram_budget, loss=FLAGS.loss,
         focal_gamma=FLAGS.focal_gamma, class_weights=FLAGS.class_weights, distill=FLAGS.distill,
         teacher=FLAGS.teacher, distill_alpha=FLAGS.distill_alpha, distill_temperature=FLAGS.distill_temperature,
         distribute=FLAGS.distribute,
@@ -439,9 +440,15 @@ def validate_train() -> None:
 
 def validate_main() -> None:
     validate_train()
-    if FLAGS.mode == "budget":
-        raise ValueError("main exports with --mode=boot, lazy or stream; for a budget mix run "
-                         "export --format=hyper --mode=budget --sram_budget=BYTES on its model_qat.h5")
+    _check_budget_flags()
+
+
+def _check_budget_flags() -> None:
+    """--mode=budget and --sram_budget come together (main and export)."""
+    if FLAGS.mode == "budget" and FLAGS.sram_budget is None:
+        raise ValueError("--mode=budget needs --sram_budget=BYTES (SRAM for cached kernels)")
+    if FLAGS.sram_budget is not None and FLAGS.mode != "budget":
+        raise ValueError(f"--sram_budget applies to --mode=budget, received --mode={FLAGS.mode}")
 
 
 def validate_qat() -> None:
@@ -462,10 +469,9 @@ def validate_export() -> None:
         _check_out_dir()
     if FLAGS["task"].present or FLAGS["data_dir"].present:
         _check_data()
-    if FLAGS.mode == "budget" and (FLAGS.format != "hyper" or FLAGS.sram_budget is None):
-        raise ValueError("--mode=budget needs --format=hyper and --sram_budget=BYTES")
-    if FLAGS.sram_budget is not None and FLAGS.mode != "budget":
-        raise ValueError(f"--sram_budget applies to --mode=budget, received --mode={FLAGS.mode}")
+    if FLAGS.mode == "budget" and FLAGS.format != "hyper":
+        raise ValueError(f"--mode=budget needs --format=hyper, received --format={FLAGS.format}")
+    _check_budget_flags()
 
 
 def validate_expand() -> None:

@@ -58,6 +58,7 @@ class RunConfig:
     seed: int = 0
     n_boot: int = 1000
     mode: str = "boot"
+    sram_budget: int | None = None  # mode "budget": bytes of SRAM for cached kernels (hyper.budget_modes)
     loss: str = "ce"
     focal_gamma: float = 2.0
     class_weights: bool = True
@@ -415,8 +416,9 @@ class MainJob:
         if not self._skip(side, "export", output):
             model = load_model(self.path(side, "model_qat.h5"))
             # The stored file gets the hyper file's zero-point layout: a byte difference is the method's.
+            hyper = FILE_FORMAT[side] == api.HYPER
             api.export_files(model, output, fmt=FILE_FORMAT[side], mode=self.config.mode, print_fn=self.print,
-                             slim_zero_points=True)
+                             slim_zero_points=True, sram_budget=self.config.sram_budget if hyper else None)
         return output
 
     def evaluate(self, side: str, model_file: Path) -> None:

@@ -72,6 +72,8 @@ def hyper_file(tmp_path: Path) -> Path:
         ("train", ["--task=speech_commands", "--preset=64k"],
          "--preset=64k is for ECG input and --task=speech_commands needs a preset for KWS input: one of ds_cnn"),
         ("main", ["--preset=nope"], "preset must be one of"),
+        ("main", ["--mode=budget"], "--mode=budget needs --sram_budget=BYTES (SRAM for cached kernels)"),
+        ("main", ["--sram_budget=4096"], "--sram_budget applies to --mode=budget, received --mode=boot"),
         ("report", ["--preset=nope"], "preset must be one of"),
         ("train", ["--records=101"], "--records=101 names 1 distinct record(s); a patient-wise split needs at least 3"),
         ("main", ["--records=101,101,101"], "--records=101,101,101 names 1 distinct record(s)"),

@@ -73,9 +73,16 @@ def test_main_apnea_on_written_wfdb_records(tmp_path: Path) -> None:
     data.mkdir()
     for i, (name, symbols) in enumerate(APNEA.items()):
         write_record(data, name, symbols + "N", i)  # the trailing half minute is dropped by the loader
-    result = _run(*SMALL, "--task=apnea", "--preset=32k", f"--data_dir={data}", f"--out={tmp_path / 'out'}")
+    # --mode=budget: the exporter caches what fits in 8 KB of SRAM and streams the rest.
+    result = _run(*SMALL, "--task=apnea", "--preset=32k", f"--data_dir={data}", f"--out={tmp_path / 'out'}",
+                  "--mode=budget", "--sram_budget=8192")
     summary = _check_main(tmp_path / "out", result, "apnea", "32k")
     assert summary["n_test_groups"] == 2 and summary["n_test_examples"] == 2 * 7
+    from tflm_harness import fit
+
+    ops = fit.hyper_ops((tmp_path / "out" / "hyper" / FILES["hyper"]).read_bytes())
+    cached = sum(o.c_out * o.c_in for o in ops if o.mode != "stream")
+    assert {o.mode for o in ops} == {"boot", "stream"} and 0 < cached <= 8192
 
 
 def test_main_ptbxl_on_the_shared_copy(tmp_path: Path, shared_data: Path) -> None:

@@ -34,6 +34,8 @@ CASES = {
     ("paper_dense", 4): "paper_dense_int4",
     ("paper_factorized", 8): "paper_factorized",
     ("paper_factorized", 4): "paper_factorized_int4",
+    ("low_rank", 8): "low_rank",
+    ("low_rank", 4): "low_rank_int4",
 }
 MODES = (*fmt.MODES, hyper.BUDGET)
 
@@ -347,9 +349,9 @@ def test_export_budget_prints_the_choice_per_layer(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--mode=budget"], "--mode=budget needs --format=hyper and --sram_budget=BYTES"),
+    (["--mode=budget"], "--mode=budget needs --sram_budget=BYTES (SRAM for cached kernels)"),
     (["--mode=budget", "--format=folded", "--sram_budget=100"],
-     "--mode=budget needs --format=hyper and --sram_budget=BYTES"),
+     "--mode=budget needs --format=hyper, received --format=folded"),
     (["--mode=boot", "--sram_budget=100"], "--sram_budget applies to --mode=budget, received --mode=boot"),
 ])
 def test_cli_export_budget_flags_are_checked(tmp_path, capsys, args: list[str], message: str) -> None:
