@@ -81,6 +81,13 @@ def _paper(factorized: bool, code: int = 8, hidden: int = 32) -> dict[str, Any]:
     return {"strategy": PaperGenerator.strategy, "config": {"head": head, "code_dim": code, "hidden_dim": hidden}}
 
 
+def _low_rank(rank: int) -> dict[str, Any]:
+    """K = U·V per layer, no generator network: the baseline for what a hypernetwork adds."""
+    from hyper_tinypw_tf.low_rank import LowRankGenerator
+
+    return {"strategy": LowRankGenerator.strategy, "config": {"rank": rank}}
+
+
 def _ecg_points() -> list[Point]:
     return [
         Point("stored_32k", "stored", "32k", "stored", "stored CNN (32k preset)"),
@@ -98,6 +105,8 @@ def _ecg_points() -> list[Point]:
               twin="twin_64k"),
         Point("hyper_64k_paper_fact", "hyper", "64k", "hyper", "hyper 64k, paper factorized head",
               _paper(factorized=True), twin="twin_64k"),
+        Point("hyper_64k_low_rank_r8", "hyper", "64k", "hyper", "64k backbone, low_rank r8 (no generator)",
+              _low_rank(8), twin="twin_64k"),
         Point("hyper_large", "hyper", "large", "hyper", "hyper large, tiled t8 z4", twin="twin_large"),
         Point("lut16_stored_64k", "lut", label="stored 64k, 16 clusters + LUT4", base="stored_64k", clusters=16),
         Point("lut8_stored_64k", "lut", label="stored 64k, 8 clusters + LUT3", base="stored_64k", clusters=8),
@@ -118,6 +127,8 @@ def _kws_points() -> list[Point]:
         Point("hyper_ds_cnn_l", "hyper", "ds_cnn_l", "hyper", "DS-CNN L hyper, tiled t8 z4", twin="stored_ds_cnn_l"),
         Point("hyper_ds_cnn_m_paper_fact", "hyper", "ds_cnn_m", "hyper", "DS-CNN M hyper, paper factorized",
               _paper(factorized=True), twin="stored_ds_cnn_m"),
+        Point("hyper_ds_cnn_m_low_rank_r8", "hyper", "ds_cnn_m", "hyper", "DS-CNN M, low_rank r8 (no generator)",
+              _low_rank(8), twin="stored_ds_cnn_m"),
         Point("lut16_stored_ds_cnn_s", "lut", label="DS-CNN S, 16 clusters + LUT4", base="stored_ds_cnn_s",
               clusters=16),
         Point("lut16_stored_ds_cnn_m", "lut", label="DS-CNN M, 16 clusters + LUT4", base="stored_ds_cnn_m",
