@@ -241,13 +241,15 @@ class Context:
     n_boot: int
     metrics: tuple[str, ...]
     log: Any = print
+    learning_rate: float | None = None  # None: the main job's (pipeline.RunConfig)
 
 
 def _config(ctx: Context, seed: int, distill: bool = False) -> Any:
     from hyper_tinypw_tf import pipeline
 
+    rate = {} if ctx.learning_rate is None else {"learning_rate": ctx.learning_rate}
     return pipeline.RunConfig(epochs=ctx.epochs, qat_epochs=ctx.qat_epochs, seed=seed, distill=distill,
-                              patience=max(3, ctx.epochs))
+                              patience=max(3, ctx.epochs), **rate)
 
 
 def _build(point: Point, ctx: Context) -> Any:
@@ -443,7 +445,8 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
         f"Machine: {machine_line()} (shared with other jobs while it ran); "
         + (f"time {wall / 60:.1f} min, the sum of the points' own times (train, export, TFLM evaluation)  "
            if args.collect else f"wall time {wall / 60:.1f} min.  "),
-        f"Setting: {args.epochs} epoch(s) + {args.qat_epochs} QAT epoch(s) per model (clustered points: 1 "
+        f"Setting: {args.epochs} epoch(s) at learning rate {_rate(args)} + {args.qat_epochs} QAT epoch(s) "
+        f"at a tenth of it per model (clustered points: 1 "
         f"clustering fine-tune epoch from the trained stored model, then post-training INT8 and LUT), seeds "
         f"{args.seeds}, data split seed {args.split_seed}; examples per split {clips}"
         + (f"; records {records}" if records else "") + ".  ",
@@ -461,6 +464,12 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
     return "\n".join(lines)
 
 
+def _rate(args: argparse.Namespace) -> str:
+    from hyper_tinypw_tf import pipeline
+
+    return f"{args.learning_rate or pipeline.RunConfig.learning_rate:g}"
+
+
 def metrics_for(task: str) -> tuple[str, ...]:
     return ("macro_f1", "accuracy") if task == "speech_commands" else ("macro_f1", "balanced_accuracy")
 
@@ -474,6 +483,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--qat_epochs", type=int, default=1)
+    parser.add_argument("--learning_rate", type=float, default=None,
+                        help="Adam's rate for the float training (default: the main job's)")
     parser.add_argument("--split_seed", type=int, default=0)
     parser.add_argument("--records", default="", help="MIT-BIH: comma-separated records of the patient-wise pool")
     parser.add_argument("--n_boot", type=int, default=500)
@@ -504,7 +515,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                [r for r in args.records.split(",") if r] or None)
     metrics = metrics_for(args.task)
     ctx = Context(args.task, datasets, info, args.out, args.epochs, args.qat_epochs, args.n_boot, metrics,
-                  log=lambda s: print(s, flush=True))
+                  log=lambda s: print(s, flush=True), learning_rate=args.learning_rate)
     if args.collect:
         found = (ctx.out / p.name / f"seed{seed}" / "result.json" for seed in range(args.seeds) for p in points)
         runs = [json.loads(path.read_text()) for path in found if path.exists()]
