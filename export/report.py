@@ -77,9 +77,8 @@ def file_report(report: ByteReport, data: bytes) -> FileReport:
     found = []
     counted_buffers: dict[int, str] = {}
     for record in report.tensors:
-        layer, _, part = record.name.rpartition("/")
-        if part == "scale":
-            name = f"{layer}/kernel"
+        if record.scales_of:
+            name = record.scales_of
             if name not in by_name:
                 raise ValueError(
                     f"file_report: no tensor {name!r} in the file carries the scales of record {record.name!r}"

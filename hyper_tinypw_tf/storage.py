@@ -40,6 +40,9 @@ class StoredTensor:
     bits: int
     component: str
     role: str = ""  # a generated layer's input it is (docs/format.md §3), "" for other tensors
+    # Values kept in another tensor's quantization parameters, not in a buffer of their own (the
+    # per-channel scales of an integer layer live in its kernel tensor's): that tensor's name.
+    scales_of: str = ""
 
     def __post_init__(self) -> None:
         if self.bits not in (1, 4, 8, 32):
@@ -65,5 +68,5 @@ def channel_metadata(name: str, channels: int, scales: int) -> list[StoredTensor
     """
     return [
         StoredTensor(f"{name}/bias", (channels,), BIAS_BITS, BIASES_SCALES),
-        StoredTensor(f"{name}/scale", (scales,), SCALE_BITS, BIASES_SCALES),
+        StoredTensor(f"{name}/scale", (scales,), SCALE_BITS, BIASES_SCALES, scales_of=f"{name}/kernel"),
     ]
