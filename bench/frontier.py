@@ -439,7 +439,7 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
     clips = {s: int(sum(c.values())) for s, c in info.counts.items()}
     records = info.notes.get("records")
     lines = [
-        f"## Frontier: {task}", "",
+        f"## Frontier: {task}" + (f" ({args.tag})" if args.tag else ""), "",
         f"Command: `{shlex.join([*COMMAND.split(), *(a for a in sys.argv[1:] if a != '--collect')])}`"
         + (" (this section re-collected from its cached results with `--collect`)" if args.collect else "") + "  ",
         f"Machine: {machine_line()} (shared with other jobs while it ran); "
@@ -489,6 +489,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", default="", help="MIT-BIH: comma-separated records of the patient-wise pool")
     parser.add_argument("--n_boot", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="3 records or 8 clips per word, 1 epoch, 1 seed, 3 points")
+    parser.add_argument("--tag", default="", help="a second run of a task: section and plot frontier_<task>_<tag>")
     parser.add_argument("--note", default="", help="a sentence to print in the section (e.g. what was not run)")
     parser.add_argument("--fit", action="store_true",
                         help="also measure each point's SRAM per mode on the Cortex-M4 under QEMU (first seed)")
@@ -529,17 +530,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["m4"] = measure_fit(by_name[row["point"]], row["seeds"][0], ctx)
     result = answers_mod.answers(rows, metrics[0])
     wall = sum(float(r["seconds"]) for r in runs) if args.collect else time.monotonic() - start
-    plot_path = (args.out if args.quick else ROOT / "docs") / f"frontier_{args.task}.png"
+    name = f"frontier_{args.task}" + (f"_{args.tag}" if args.tag else "")
+    plot_path = (args.out if args.quick else ROOT / "docs") / f"{name}.png"
     bench_path = args.out / "BENCHMARKS.md" if args.quick else BENCHMARKS_PATH
     title = f"{args.task}: {metrics[0]} vs file bytes ({args.seeds} seed(s), {args.epochs} epoch(s))"
     plot(rows, metrics[0], plot_path, title)
     body = section(args.task, rows, result, args, metrics, wall, info, plot_path, bench_path, args.note)
-    write_section(f"frontier_{args.task}", body, bench_path)
+    write_section(name, body, bench_path)
     summary = {"task": args.task, "wall_seconds": round(wall, 1), "rows": rows, "answers": result,
                "runs": runs, "plot": str(plot_path), "benchmarks": str(bench_path)}
     (args.out / "frontier.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print("\n".join(answers_mod.answer_lines(result)))
-    print(f"wall time {wall / 60:.1f} min; section frontier_{args.task} -> {bench_path}; plot -> {plot_path}")
+    print(f"wall time {wall / 60:.1f} min; section {name} -> {bench_path}; plot -> {plot_path}")
     return summary
 
 
