@@ -15,7 +15,8 @@ import numpy as np
 
 BUDGETS = (32_000, 64_000, 225_000)  # the (b): ≤ 32 kB, ≤ 64 kB, ≤ 225 kB of file
 KEEP_FRACTION = 0.95  # the (a): the large hyper model keeps ≥ 95% of its stored twin's macro-F1
-KINDS = ("stored", "hyper", "lut")
+LOW_RANK = "low_rank"  # hyper files of the low_rank strategy: factors, no generator network (a baseline)
+KINDS = ("stored", "hyper", "lut", LOW_RANK)
 # Two-sided 95% Student t quantiles for n - 1 degrees of freedom (n seeds), n = 2..10.
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -92,7 +93,7 @@ def answer_b(rows: Sequence[dict[str, Any]], metric: str = "macro_f1",
         hyper = _best(rows, "hyper", budget, metric)
         entry: dict[str, Any] = {"budget": budget, "hyper": hyper and hyper["point"]}
         parts = []
-        for kind, label in (("stored", "stored CNN"), ("lut", "clustered+LUT")):
+        for kind, label in (("stored", "stored CNN"), ("lut", "clustered+LUT"), (LOW_RANK, "low_rank baseline")):
             peer = _best(rows, kind, budget, metric)
             entry[kind] = peer and peer["point"]
             if hyper is None or peer is None:

@@ -67,6 +67,15 @@ class Point:
     clusters: int = 0
     twin: str | None = None  # the stored point with this point's backbone (for the answers)
 
+    @property
+    def report_kind(self) -> str:
+        """How the answers and the plot group the point: a low_rank file is a hyper file but no hypernetwork."""
+        from hyper_tinypw_tf.low_rank import LowRankGenerator
+
+        if self.generator is not None and self.generator["strategy"] == LowRankGenerator.strategy:
+            return answers_mod.LOW_RANK
+        return self.kind
+
 
 def _tiled(tile: int, code: int, hidden: int = 32) -> dict[str, Any]:
     from hyper_tinypw_tf.generators import TiledGenerator  # TensorFlow only once points are listed
@@ -410,7 +419,8 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path, title: str) -> Non
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     style = {"stored": ("o", "tab:blue", "stored CNN"), "hyper": ("^", "tab:red", "hyper"),
-             "lut": ("s", "tab:green", "clustered + TFLM LUT")}
+             "lut": ("s", "tab:green", "clustered + TFLM LUT"),
+             answers_mod.LOW_RANK: ("D", "tab:purple", "low_rank U·V (no generator)")}
     for kind, (marker, color, label) in style.items():
         pts = [r for r in rows if r["kind"] == kind and r[metric]["mean"] is not None]
         if not pts:
@@ -525,6 +535,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
     rows = answers_mod.aggregate(runs, metrics)
+    for row in rows:
+        row["kind"] = by_name[row["point"]].report_kind
     if args.fit:
         for row in rows:
             row["m4"] = measure_fit(by_name[row["point"]], row["seeds"][0], ctx)

@@ -76,6 +76,7 @@ def test_answers_with_gaps():
         _row("hyper_32k", "hyper", 31_000, [0.65]),
         _row("lut16_stored_64k", "lut", 40_000, [0.72]),
         _row("hyper_64k", "hyper", 60_000, [0.74]),
+        _row("hyper_64k_low_rank_r8", fa.LOW_RANK, 59_000, [0.76]),
     ]
     result = fa.answers(rows)
     assert result["a"]["answer"] is False
@@ -87,6 +88,10 @@ def test_answers_with_gaps():
     assert b32["gap_stored"] == pytest.approx(-0.05)
     assert (b64["hyper"], b64["beats_stored"], b64["beats_lut"]) == ("hyper_64k", True, True)
     assert b64["gap_lut"] == pytest.approx(0.02)
+    # The low_rank baseline is a hyper file but not a hypernetwork: never "best hyper", compared on its own.
+    assert (b64[fa.LOW_RANK], b64[f"beats_{fa.LOW_RANK}"]) == ("hyper_64k_low_rank_r8", False)
+    assert b64[f"gap_{fa.LOW_RANK}"] == pytest.approx(-0.02)
+    assert b32[f"beats_{fa.LOW_RANK}"] is None
     assert b225["hyper"] == "hyper_large"
     (c,) = result["c"]
     assert (c["hyper"], c["ratio"]) == ("hyper_64k", pytest.approx(40_000 / 60_000))
