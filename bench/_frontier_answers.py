@@ -164,7 +164,7 @@ def _m4_cell(row: dict[str, Any], mode: str) -> str:
     if m4 is None:
         return "not run"
     if "error" in m4:
-        return "not runnable: no DECODE op" if "DECODE" in m4["error"] else "runner failed"
+        return f"not runnable: {m4['why']}" if "why" in m4 else "runner failed"
     entry = m4.get(mode) or m4.get("folded")
     if entry is None:
         return "n/a"

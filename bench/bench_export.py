@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from hyper_tinypw_tf.export import api
 
 from bench._report import machine_line, write_section
 from hyper_tinypw_tf import models
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import api
 
 COMMAND = "python -m bench.bench_export"
 

@@ -13,12 +13,12 @@ random int8 example; the hyper files' outputs are checked equal to the folded fi
 from __future__ import annotations
 
 import numpy as np
-from hyper_tinypw_tf.export import api
-from hyper_tinypw_tf.export import format as fmt
 
 from bench._report import machine_line, write_section
 from hyper_tinypw_tf import models, quantization
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import api
+from hyper_tinypw_tf.export import format as fmt
 from tflm_harness import fit, qemu
 
 COMMAND = "python -m bench.bench_tflm"

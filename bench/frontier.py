@@ -307,9 +307,8 @@ def _teacher_point(point: Point, ctx: Context) -> Point:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from hyper_tinypw_tf.export import api, convert, peers, slim
-
     from hyper_tinypw_tf import clustering, pipeline, quantization, training
+    from hyper_tinypw_tf.export import api, convert, peers, slim
 
     folder = ctx.out / point.name / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -338,9 +337,9 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
             config = _config(ctx, seed, distill=teacher is not None)
             pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10, None,
                                teacher)
-        fmt = "hyper" if point.kind == "hyper" else "folded"
+        fmt = api.HYPER if point.kind == "hyper" else api.FOLDED
         # Stored files get the hyper files' zero-point layout, so a byte difference is the method's.
-        api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == "folded"))
+        api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == api.FOLDED))
     return output, float_model
 
 
@@ -386,13 +385,14 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     Cortex-M4 runner cannot run (a LUT file needs TFLM's DECODE op, which the runner does not register)
     gets the runner's error instead of numbers.
     """
+    from hyper_tinypw_tf.export import format as fmt
     from tflm_harness import fit
 
     folder = ctx.out / point.name / f"seed{seed}"
     path = folder / "fit.json"
     if path.exists():
         return json.loads(path.read_text())
-    modes = ("boot", "stream") if point.kind == "hyper" else None
+    modes = (fmt.MODE_BOOT, fmt.MODE_STREAM) if point.kind == "hyper" else None
     try:
         report = fit.fit((folder / "model.tflite").read_bytes(), name=f"{point.name}/seed{seed}", modes=modes)
         measured: dict[str, Any] = {row.mode: {"sram_bytes": row.sram_bytes, "fits_nano": row.fits,
@@ -400,8 +400,10 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
                                                "setup_instructions": row.setup_instructions}
                                     for row in report.rows}
     except (ValueError, RuntimeError) as error:
-        why = " (a LUT file needs DECODE, which the runner does not register)" if point.kind == "lut" else ""
-        measured = {"error": str(error).splitlines()[0][:200] + why}
+        measured = {"error": str(error).splitlines()[0][:200]}
+        if point.kind == "lut":
+            measured.update(error=measured["error"] + " (a LUT file needs DECODE, which the runner does not register)",
+                            why="no DECODE op")
     path.write_text(json.dumps(measured, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}: Cortex-M4 fit {measured}")
     return measured

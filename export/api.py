@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hyper_tinypw_tf import accounting
+from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.export import c_array, convert, hyper, slim
 from hyper_tinypw_tf.export import expand as _expand
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export.report import FileReport, file_report
-
-from hyper_tinypw_tf import accounting
-from hyper_tinypw_tf._keras import keras
 
 FOLDED = "folded"
 HYPER = "hyper"

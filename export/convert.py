@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import slim
 
 from hyper_tinypw_tf import encode, inspect, synthesis
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import slim
 from hyper_tinypw_tf.layers import HyperPWConv2D
 from hyper_tinypw_tf.storage import StoredTensor
 

@@ -14,11 +14,11 @@ import math
 import struct
 
 import numpy as np
+
+from hyper_tinypw_tf import encode, generators, synthesis
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export import hyper, slim
-
-from hyper_tinypw_tf import encode, generators, synthesis
 
 schema = fb.schema
 

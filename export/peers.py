@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 
 LUT_BITS = (1, 2, 3, 4, 5, 6, 7)

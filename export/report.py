@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from hyper_tinypw_tf.export import _flatbuffer as fb
 
 from hyper_tinypw_tf.accounting import ByteReport
+from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.storage import BIASES_SCALES, SCALE_BITS, StoredTensor
 
 FLATBUFFER_OVERHEAD = "flatbuffer overhead"

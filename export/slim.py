@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 
 schema = fb.schema

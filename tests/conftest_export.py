@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hyper_tinypw_tf.export import api, convert
 
 from hyper_tinypw_tf import models, quantization, training
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.data.options import default_data_dir
+from hyper_tinypw_tf.export import api, convert
 
 MITDB = default_data_dir("mitdb")
 # Patient-wise split of a few DS1 records: val is record 208 (2955 beats, 992 V).

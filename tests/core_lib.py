@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hyper_tinypw_tf import low_rank, models, synthesis
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, expand
 from hyper_tinypw_tf.export import format as fmt
-
-from hyper_tinypw_tf import low_rank, models, synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "tflm_harness" / "core"

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from hyper_tinypw_tf.export import format as fmt
 
 HEADER = Path(__file__).resolve().parents[1] / "tflm_harness" / "core" / "htpw_format.h"

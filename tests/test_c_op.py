@@ -8,8 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
-from hyper_tinypw_tf.export import format as fmt
 
+from hyper_tinypw_tf.export import format as fmt
 from tests import core_lib
 
 

@@ -13,8 +13,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from hyper_tinypw_tf.export.status import Status
 
+from hyper_tinypw_tf.export.status import Status
 from tests import core_lib
 
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1")

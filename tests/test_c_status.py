@@ -7,10 +7,10 @@ import dataclasses
 import re
 
 import pytest
-from hyper_tinypw_tf.export import format as fmt
-from hyper_tinypw_tf.export import status
 
 from hyper_tinypw_tf import synthesis
+from hyper_tinypw_tf.export import format as fmt
+from hyper_tinypw_tf.export import status
 from tests import core_lib
 
 SYNTHESIS_H = core_lib.CORE / "htpw_synthesis.h"

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import hyper
 
 from hyper_tinypw_tf import cli
 from hyper_tinypw_tf.data.options import default_data_dir
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import hyper
 from tests.conftest_export import tiny_exports
 
 MITDB = default_data_dir("mitdb")

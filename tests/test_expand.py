@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api
 from hyper_tinypw_tf.export import format as fmt
-
 from tests.conftest_export import GENERATORS, large_exports, tiny_exports
 
 

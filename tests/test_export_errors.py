@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flatbuffers import flexbuffers
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import api, c_array, convert, hyper
-from hyper_tinypw_tf.export import format as fmt
 
 from hyper_tinypw_tf import models
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import api, c_array, convert, hyper
+from hyper_tinypw_tf.export import format as fmt
 from tests.conftest_export import TINY, calibration, tiny_exports, tiny_float_model
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, convert, interpreters
-
 from tests.conftest_export import (
     calibration,
     requires_mitdb,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from hyper_tinypw_tf import accounting
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, convert, hyper, interpreters
 from hyper_tinypw_tf.export import format as fmt
-
-from hyper_tinypw_tf import accounting
 from tests.conftest_export import GENERATORS, calibration, large_exports, tiny_exports, tiny_float_model
 
 

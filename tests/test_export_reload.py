@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hyper_tinypw_tf.export import api
 
 from hyper_tinypw_tf import accounting, models, quantization
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import api
 from tests.conftest_export import TINY
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, interpreters
-
 from tests.conftest_export import calibration, tiny_exports, tiny_float_model
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from hyper_tinypw_tf.export import format as fmt
 
 from hyper_tinypw_tf import accounting, cli
+from hyper_tinypw_tf.export import format as fmt
 from tests.conftest_export import tiny_exports, tiny_float_model
 from tests.test_tflm_m4 import _corrupt_codes
 from tflm_harness import build, fit

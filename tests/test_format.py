@@ -7,6 +7,7 @@ from dataclasses import asdict, replace
 
 import pytest
 from flatbuffers import flexbuffers
+
 from hyper_tinypw_tf.export import format as fmt
 
 GOOD = fmt.HyperOptions(

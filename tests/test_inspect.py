@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hyper_tinypw_tf.export import convert
 
 from hyper_tinypw_tf import HyperPWConv2D, TiledGenerator, accounting, inspect, keras, quantization
+from hyper_tinypw_tf.export import convert
 
 
 def _model(relu_before_bn: bool = False) -> keras.Model:

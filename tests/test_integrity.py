@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hyper_tinypw_tf import cli
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export import hyper
-
-from hyper_tinypw_tf import cli
 from tests.conftest_export import tiny_exports
 from tests.test_cli_errors import _TF_NATIVE_LOG
 

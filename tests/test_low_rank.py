@@ -16,12 +16,12 @@ import ctypes
 import numpy as np
 import pytest
 import tensorflow as tf
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import api
-from hyper_tinypw_tf.export import format as fmt
 
 from hyper_tinypw_tf import HyperPWConv2D, accounting, custom_objects, generators, models, quantization, synthesis
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import api
+from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.low_rank import LowRankGenerator, low_rank_accumulators
 from tests import core_lib
 from tests.conftest_export import TINY, calibration

@@ -6,11 +6,11 @@ import functools
 
 import numpy as np
 import pytest
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import convert, interpreters, peers
 
 from hyper_tinypw_tf import clustering, models
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import convert, interpreters, peers
 
 # Wide enough that 4-bit indices plus per-channel tables are smaller than int8 filters.
 WIDE = models.Backbone(

@@ -80,8 +80,9 @@ def test_loader_adds_rr_channels_from_the_annotations(loaded) -> None:
 
 
 def test_rr_model_exports_one_input_that_tflm_reads(loaded) -> None:
-    from hyper_tinypw_tf.export import convert, interpreters
     from tflite_micro.python.tflite_micro import runtime as micro
+
+    from hyper_tinypw_tf.export import convert, interpreters
 
     (arrays, info), _ = loaded
     model = models.for_task("32k", info.task, info.input_shape, info.num_classes, pw="hyper")

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from hyper_tinypw_tf.export import format as fmt
 
 from hyper_tinypw_tf import generators
+from hyper_tinypw_tf.export import format as fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {  # built inside the test, so collecting this file names no Keras layer

@@ -17,12 +17,12 @@ import subprocess
 import numpy as np
 import pytest
 from flatbuffers import flexbuffers
-from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import api, convert, hyper, interpreters
-from hyper_tinypw_tf.export import format as fmt
 
 from hyper_tinypw_tf import accounting, models
 from hyper_tinypw_tf.cli import main as cli_main
+from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import api, convert, hyper, interpreters
+from hyper_tinypw_tf.export import format as fmt
 from tests.conftest_export import GENERATORS, TINY, calibration, tiny_exports, tiny_float_model
 from tflm_harness import build, run
 

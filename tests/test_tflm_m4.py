@@ -20,10 +20,10 @@ import sys
 
 import numpy as np
 import pytest
+
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, interpreters
 from hyper_tinypw_tf.export import format as fmt
-
 from tests.conftest_export import calibration, tiny_exports
 from tflm_harness import fit, qemu
 from tflm_harness import run as tflm_run

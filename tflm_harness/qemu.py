@@ -288,7 +288,6 @@ def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = 
 def run_target(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = False):  # noqa: ANN201
     """``run.run``'s cortex-m4 target: :func:`run` as a ``run.RunResult`` (outputs in the model's shape)."""
     from hyper_tinypw_tf.export import _flatbuffer as fb
-
     from tflm_harness import run as host
 
     data = Path(model).read_bytes()
