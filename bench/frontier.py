@@ -290,9 +290,7 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     training.set_seed(seed)
     model = _build(point, ctx)
-    teacher = None
-    if point.teacher:
-        teacher = pipeline.load_model(_train_float(_teacher_point(point, ctx), seed, ctx))
+    teacher = _teacher(point, seed, ctx)
     config = _config(ctx, seed, distill=teacher is not None)
     pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate, None, teacher)
     tmp = path.with_name(".model.partial.keras")
@@ -301,8 +299,13 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     return path
 
 
-def _teacher_point(point: Point, ctx: Context) -> Point:
-    return all_points(ctx.task)[point.teacher]  # type: ignore[index]
+def _teacher(point: Point, seed: int, ctx: Context) -> Any:
+    """The trained float teacher of a KD point (trained first if needed), or None."""
+    from hyper_tinypw_tf import pipeline
+
+    if not point.teacher:
+        return None
+    return pipeline.load_model(_train_float(all_points(ctx.task)[point.teacher], seed, ctx))
 
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
@@ -331,9 +334,7 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         training.set_seed(seed)
         qat = quantization.quantize_model(float_model)
         if ctx.qat_epochs > 0:
-            teacher = None
-            if point.teacher:
-                teacher = pipeline.load_model(_train_float(_teacher_point(point, ctx), seed, ctx))
+            teacher = _teacher(point, seed, ctx)
             config = _config(ctx, seed, distill=teacher is not None)
             pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10, None,
                                teacher)

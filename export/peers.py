@@ -10,6 +10,10 @@ produces; anything else is refused by name rather than silently quantized furthe
 A per-channel table costs ``C_out * 2**bits`` bytes, so on a small filter (few input channels)
 the indices plus the table outweigh the int8 values; such filters are left stored, and
 ``lut_compress`` says which ones it compressed.
+
+The same module's Huffman and pruning methods are stubs in the pinned wheel (they raise
+``CompressionError: ... not yet implemented`` for every tensor; ``tests/test_peers.py`` notices
+when an upgrade implements them), so LUT is the only TFLM compression peer there is to measure.
 """
 
 from __future__ import annotations

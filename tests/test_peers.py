@@ -94,3 +94,19 @@ def test_cluster_refuses_bad_counts(n_clusters):
 
 def test_bits_for_clusters():
     assert [peers.bits_for_clusters(n) for n in (2, 8, 9, 16, 256)] == [1, 3, 4, 4, 8]
+
+
+@pytest.mark.parametrize("method", ["HuffmanCompression", "PruningCompression"])
+def test_huffman_and_pruning_are_stubs_in_the_pinned_wheel(method):
+    """The frontier's peers are LUT only because the wheel's Huffman and pruning refuse every tensor.
+
+    If an upgraded tflite-micro implements either, this fails: add it as a peer in export/peers.py.
+    """
+    from tflite_micro.tensorflow.lite.micro import compression
+    from tflite_micro.tensorflow.lite.micro.compression import compressor, spec
+
+    _, _, folded = _stored_and_clustered(16)
+    index = peers.pointwise_filters(folded)[-1]
+    request = [spec.Tensor(subgraph=0, tensor=index, compression=[getattr(spec, method)()])]
+    with pytest.raises(compressor.CompressionError, match="not yet implemented"):
+        compression.compress(folded, request)
