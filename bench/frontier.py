@@ -401,7 +401,10 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
                                                "setup_instructions": row.setup_instructions}
                                     for row in report.rows}
     except (ValueError, RuntimeError) as error:
-        measured = {"error": str(error).splitlines()[0][:200]}
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        measured = {"error": lines[0][:200]}
+        if len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
+            measured["why"] = lines[-1].strip()[:120]
         if point.kind == "lut":
             measured.update(error=measured["error"] + " (a LUT file needs DECODE, which the runner does not register)",
                             why="no DECODE op")
