@@ -401,13 +401,12 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
                                                "setup_instructions": row.setup_instructions}
                                     for row in report.rows}
     except (ValueError, RuntimeError) as error:
-        lines = [line for line in str(error).splitlines() if line.strip()]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
         measured = {"error": lines[0][:200]}
-        if len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
-            measured["why"] = lines[-1].strip()[:120]
-        if point.kind == "lut":
-            measured.update(error=measured["error"] + " (a LUT file needs DECODE, which the runner does not register)",
-                            why="no DECODE op")
+        if point.kind == "lut":  # a LUT file needs TFLM's DECODE op, which the runner does not register
+            measured["why"] = "no DECODE op"
+        elif len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
+            measured["why"] = lines[-1][:120]
     path.write_text(json.dumps(measured, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}: Cortex-M4 fit {measured}")
     return measured

@@ -104,3 +104,27 @@ def test_answers_say_what_was_not_measured():
     assert result["c"][0]["ratio"] is None
     assert "no hyper point reaches" in result["c"][0]["text"] and "(-0.100)" in result["c"][0]["text"]
     assert "no hyper point within 32,000 B" in result["b"][0]["text"]
+
+
+@pytest.mark.parametrize("name, error, cell", [
+    ("hyper_64k", RuntimeError("firmware exited with status 3: qemu ...\nmodel.tflite: larger than 4 MB\n"),
+     "not runnable: model.tflite: larger than 4 MB"),
+    ("lut16_stored_64k", ValueError("runner refused the model"), "not runnable: no DECODE op"),
+    ("stored_64k", RuntimeError("qemu-system-arm did not finish"), "runner failed"),
+])
+def test_m4_cell_says_why_a_file_could_not_run(tmp_path, monkeypatch, name, error, cell):
+    from types import SimpleNamespace
+
+    from tflm_harness import fit
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(fit, "fit", refuse)
+    point = {p.name: p for p in frontier.resolve_points("mitdb_aami", [name])}[name]
+    (tmp_path / name / "seed0").mkdir(parents=True)
+    (tmp_path / name / "seed0" / "model.tflite").write_bytes(b"")
+    ctx = SimpleNamespace(out=tmp_path, task="mitdb_aami", log=lambda message: None)
+    measured = frontier.measure_fit(point, 0, ctx)
+    assert json.loads((tmp_path / name / "seed0" / "fit.json").read_text()) == measured
+    assert fa._m4_cell({"m4": measured}, "boot") == cell
