@@ -403,7 +403,8 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     except (ValueError, RuntimeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
         measured = {"error": lines[0][:200]}
-        if point.kind == "lut":  # a LUT file needs TFLM's DECODE op, which the runner does not register
+        if point.kind == "lut":
+            measured["error"] += " (a LUT file needs DECODE, which the runner does not register)"
             measured["why"] = "no DECODE op"
         elif len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
             measured["why"] = lines[-1][:120]
