@@ -11,7 +11,10 @@ Commands (each a thin wrapper over library functions):
   tflm     run a .tflite (folded or hyper) in TFLM's MicroInterpreter with the HyperTinyPW op; prints JSON
   fit      flash, SRAM and instructions per synthesis mode on the Cortex-M4 against a board (exit 1: fits nowhere)
 
-This is the only module that reaches across packages (into ``export``), and it imports lazily.
+Each command declares the flags it takes (:data:`COMMANDS`); a flag given to a command that ignores it,
+or a task flag (``--records``, ``--protocol``, ``--rr_features``, ``--kws_split``) given for a task that
+ignores it (``hyper_tinypw_tf.tasks``), is refused. This is the only module that reaches across packages
+(into ``export`` and ``tflm_harness``), and it imports them lazily.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags, logging  # noqa: E402
 
-COMMANDS = ("main", "evaluate", "train", "qat", "export", "expand", "report", "tflm", "fit")
+from hyper_tinypw_tf import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "mitdb_v", ["mitdb_v", "mitdb_aami", "apnea", "ptbxl", "speech_commands"], "Dataset task.")
+flags.DEFINE_enum("task", "mitdb_v", list(tasks.NAMES), "Dataset task (hyper_tinypw_tf.tasks).")
 flags.DEFINE_string(
     "data_dir", None,
     "Local dataset folder (default: $HYPER_TINYPW_DATA/<dataset>, else ../shared/data/<dataset> beside the checkout).",
@@ -47,26 +53,31 @@ flags.register_validator("learning_rate", lambda v: v > 0 and math.isfinite(v), 
 flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for weights, splits and shuffling.", lower_bound=0)
 flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"],
-                  "train/main: build and train under tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy).")
+                  "Build and train under tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy).")
 flags.DEFINE_string("out", "artifacts", "Output folder.")
-flags.DEFINE_string("model", None, "Path of a saved model (.keras / .h5 / SavedModel) for qat/export.")
+flags.DEFINE_string("model", None, "A saved model: .keras / .h5 / SavedModel (.tflite for evaluate, tflm, fit).")
 flags.DEFINE_enum("format", "hyper", ["folded", "hyper"], "Export format.")
 flags.DEFINE_enum("mode", "boot", ["boot", "lazy", "stream", "budget"],
                   "Synthesis mode of the hyper custom op; budget: per layer boot or stream within --sram_budget.")
-flags.DEFINE_integer("sram_budget", None, "export --mode=budget: bytes of SRAM for cached kernels.", lower_bound=0)
-flags.DEFINE_enum("target", "host", ["host", "cortex-m4"], "tflm: where the model runs.")
-flags.DEFINE_integer("flash", 1 << 20, "fit: the board's flash in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
-flags.DEFINE_integer("sram", 256 << 10, "fit: the board's SRAM in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
+flags.DEFINE_integer("sram_budget", None, "--mode=budget: bytes of SRAM for cached kernels.", lower_bound=0)
+flags.DEFINE_enum("target", "host", ["host", "cortex-m4"], "Where the model runs.")
+flags.DEFINE_integer("flash", 1 << 20, "The board's flash in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
+flags.DEFINE_integer("sram", 256 << 10, "The board's SRAM in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
 flags.DEFINE_string("c_array", None, "Also write NAME.cc/NAME.h with the model as a C array.")
 flags.DEFINE_string("input", None, "Input .tflite for expand; int8 examples (.npy, N first) for tflm.")
 flags.DEFINE_string("output", None, "Output .tflite for expand/export; int8 outputs (.npy) for tflm.")
 flags.DEFINE_integer("n_boot", 1000, "Bootstrap resamples for confidence intervals.", lower_bound=1)
-flags.DEFINE_list("records", None, "MIT-BIH only: restrict the patient-wise pool to these records (quick runs).")
-flags.DEFINE_enum("protocol", "patient_wise", ["patient_wise", "inter_patient"],
-                  "MIT-BIH only: patient_wise (records of one pool split into train/val/test) or inter_patient "
-                  "(de Chazal: DS1 train/val, DS2 test; needs the whole database).")
+flags.DEFINE_list("records", None, "MIT-BIH only: restrict the record pool to these records (quick runs).")
+flags.DEFINE_string(
+    "protocol", "patient_wise",
+    "MIT-BIH: patient_wise (records of one pool split into train/val/test), inter_patient (de Chazal: DS1 "
+    "train/val, DS2 test; needs the whole database) or cv:K (K-fold cross-validation, K >= 3); "
+    "speech_commands: cv:K only.",
+)
+flags.DEFINE_integer("fold", 0, "--protocol=cv:K: the fold (0..K-1) whose test/val/train split is used.",
+                     lower_bound=0)
 flags.DEFINE_enum("split", "test", ["test", "val", "all"],
-                  "evaluate: the split to score; all = every example (a folder used entirely as test data).")
+                  "The split to score; all = every example (a folder used entirely as test data).")
 flags.DEFINE_enum("loss", "ce", ["ce", "focal"], "Training loss: cross-entropy or focal loss (--focal_gamma).")
 flags.DEFINE_float("focal_gamma", 2.0, "Focal loss focusing parameter gamma.")
 flags.DEFINE_bool("class_weights", True, "Weight classes by inverse frequency in the training loss.")
@@ -87,17 +98,40 @@ flags.DEFINE_bool(
     "channels beside the waveform window.",
 )
 
-_DATASET_DIRS = {"mitdb_v": "mitdb", "mitdb_aami": "mitdb", "ptbxl": "ptbxl", "speech_commands": "speech_commands"}
+# The Cortex-M4 target's tools and the Debian packages that hold them (tools/install_system_deps.sh installs them).
+M4_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-ar", "qemu-system-arm")
+M4_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "libstdc++-arm-none-eabi-newlib", "qemu-system-arm")
+
+
+def _spec() -> tasks.TaskSpec:
+    return tasks.get(FLAGS.task)
 
 
 def _data_dir() -> Path:
     if FLAGS.data_dir:
         return Path(FLAGS.data_dir)
-    if FLAGS.task not in _DATASET_DIRS:
-        raise app.UsageError(f"--task={FLAGS.task} has no local copy here; pass --data_dir")
+    spec = _spec()
+    if not spec.shared_copy:
+        raise app.UsageError(f"--task={spec.name} has no local copy here; pass --data_dir")
     from hyper_tinypw_tf.data.options import default_data_dir
 
-    return default_data_dir(_DATASET_DIRS[FLAGS.task])
+    return default_data_dir(spec.dataset)
+
+
+def _task_kwargs() -> dict[str, Any]:
+    """The task flags the task takes, as its loader's keyword arguments (checked by _check_task_flags)."""
+    spec, extra = _spec(), {}
+    if FLAGS.records:
+        extra["records"] = FLAGS.records
+    if spec.takes(tasks.PROTOCOL) and (FLAGS["protocol"].present or "patient_wise" in spec.protocols):
+        extra["protocol"] = FLAGS.protocol
+        if FLAGS.protocol.startswith(tasks.CV + ":"):
+            extra["fold"] = FLAGS.fold
+    if spec.takes(tasks.KWS_SPLIT):
+        extra["split"] = FLAGS.kws_split
+    if FLAGS.rr_features:
+        extra["rr_features"] = True
+    return extra
 
 
 def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
@@ -108,22 +142,11 @@ def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
     """
     from hyper_tinypw_tf import data
 
-    extra: dict[str, Any] = {"records": FLAGS.records} if FLAGS.records else {}
-    if FLAGS.task in ("mitdb_v", "mitdb_aami"):
-        extra["protocol"] = FLAGS.protocol
-    elif FLAGS["protocol"].present:
-        raise ValueError(f"--protocol applies to mitdb_v and mitdb_aami, received --task={FLAGS.task}")
-    if FLAGS.task == "speech_commands":
-        extra["split"] = FLAGS.kws_split
-    if FLAGS.rr_features:
-        if FLAGS.task not in ("mitdb_v", "mitdb_aami"):
-            raise ValueError(f"--rr_features applies to mitdb_v and mitdb_aami, received --task={FLAGS.task}")
-        extra["rr_features"] = True
     # Progress bars for a person at a terminal; none in logs and captured output.
     options = data.LoadOptions(quiet=not sys.stderr.isatty())
     return data.load(
         FLAGS.task, _data_dir(), options, batch_size=FLAGS.batch_size, seed=FLAGS.seed, shuffle_train=shuffle_train,
-        **extra,
+        **_task_kwargs(),
     )
 
 
@@ -158,25 +181,22 @@ def _run_config() -> Any:
 
 def _teacher() -> Any:
     """train/qat --distill: the teacher model of --teacher (main trains the stored twin itself)."""
-    from hyper_tinypw_tf import pipeline
-
     if not FLAGS.distill:
         return None
-    if not FLAGS.teacher:
-        raise ValueError("--distill needs --teacher=PATH of the trained stored twin (hyper-tinypw main trains it)")
-    return pipeline.load_model(FLAGS.teacher)
+    return _load_model(FLAGS.teacher, "teacher")
 
 
 def _train(out: Path) -> tuple[Any, dict[str, Any], Any]:
     from hyper_tinypw_tf import accounting, pipeline, training
 
     training.set_seed(FLAGS.seed)
+    teacher = _teacher()  # loaded and checked against the task before the data
     datasets, info = _load_data()
     with training.distribution_strategy(FLAGS.distribute).scope():  # variables made, and trained, there
         model = _build_model(info, datasets["train"])
         accounting.packed_bytes(model).summary(logging.info)
         pipeline.fit_model(model, datasets, info, _run_config(), FLAGS.epochs, FLAGS.learning_rate,
-                           out / "checkpoints", _teacher())
+                           out / "checkpoints", teacher)
     model.save(out / "model.keras")
     return model, datasets, info
 
@@ -203,17 +223,6 @@ def _keras_predict(model: Any) -> Any:
     return lambda dataset: model.predict(dataset, verbose=0)
 
 
-def _qat(model: Any, datasets: dict[str, Any], info: Any, out: Path) -> Any:
-    from hyper_tinypw_tf import pipeline, quantization
-
-    qat_model = quantization.quantize_model(model)
-    if FLAGS.qat_epochs > 0:
-        pipeline.fit_model(qat_model, datasets, info, _run_config(), FLAGS.qat_epochs, FLAGS.learning_rate / 10,
-                           None, _teacher())
-    qat_model.save(out / "model_qat.h5")
-    return qat_model
-
-
 def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None) -> dict[str, Path]:
     """Write each format's .tflite (and the C array, if asked, for --format); each prints its byte table."""
     from hyper_tinypw_tf.export import api
@@ -229,14 +238,71 @@ def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = 
     return paths
 
 
+def _calibrates() -> bool:
+    """export: whether a float model is calibrated on --task's training inputs (--task or --data_dir given)."""
+    return FLAGS["task"].present or FLAGS["data_dir"].present
+
+
 def _calibration() -> Any:
     """Training inputs for calibrating a float model, when --task or --data_dir was given."""
     import numpy as np
 
-    if not (FLAGS["task"].present or FLAGS["data_dir"].present):
+    if not _calibrates():
         return None
     datasets, _ = _load_data()
     return np.concatenate([x.numpy() for x, _ in datasets["train"].take(4)])
+
+
+# ---- the model meets its task: shapes and class counts compared before any data is read ----
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error's message (an OSError as 'reason: path')."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.strerror}: {error.filename}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _load_model(path: str, flag: str = "model") -> Any:
+    """A saved Keras model (QAT classes in scope), checked against --task; errors name --flag=path."""
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf._keras import keras
+
+    with quantization.quantize_scope():
+        try:
+            model = keras.models.load_model(path)
+        except (OSError, ValueError) as error:  # h5py and Keras do not name the file
+            raise ValueError(f"--{flag}={path}: not a loadable Keras model ({_one_line(error)})") from error
+    _check_fits_task(flag, path, tuple(model.input_shape[1:]), int(model.output_shape[-1]))
+    return model
+
+
+def _tflite_signature(path: Path, flag: str) -> tuple[tuple[int, ...], int]:
+    """(input shape without the batch, class count) of a .tflite file, from its flatbuffer."""
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+
+    graph = fb.read(path.read_bytes(), f"--{flag}={path}").subgraphs[0]
+    shape = [int(d) for d in graph.tensors[graph.inputs[0]].shape]
+    return tuple(shape[1:]), int(graph.tensors[graph.outputs[0]].shape[-1])
+
+
+def _check_fits_task(flag: str, path: str | Path, input_shape: tuple[int, ...], classes: int) -> None:
+    problem = tasks.mismatch(_spec(), input_shape, classes, FLAGS.rr_features)
+    if problem:
+        raise ValueError(f"--{flag}={path} {problem}")
+
+
+def _check_file_fits_task(flag: str, path: str | Path) -> None:
+    """A model file of any kind against --task: a .tflite from its flatbuffer, a Keras model loaded."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        _check_fits_task(flag, path, *_tflite_signature(path, flag))
+    else:
+        _load_model(str(path), flag)
+
+
+# ---- commands ----
 
 
 def cmd_report() -> None:
@@ -244,7 +310,9 @@ def cmd_report() -> None:
     from hyper_tinypw_tf import accounting, models
 
     preset = models.get_preset(FLAGS.preset)
-    classes = 2 if preset.task == "ecg" else 12
+    task = tasks.get(FLAGS.task) if FLAGS["task"].present else tasks.get(tasks.of_family(preset.task)[0])
+    classes = task.num_classes
+    print(f"{preset.name} on {task.name} ({classes} classes)", end="\n\n")
     hyper = models.build_backbone(preset.backbone, classes, pw="hyper", generator=preset.generator,
                                   name=f"{preset.name}_hyper")
     twin = models.build_backbone(preset.backbone, classes, pw="stored", name=f"{preset.name}_stored_same_backbone")
@@ -265,61 +333,86 @@ def cmd_train() -> None:
     _evaluate(_keras_predict(model), datasets, info, out, "float")
 
 
-def _load_model(path: str) -> Any:
-    from hyper_tinypw_tf import quantization
-    from hyper_tinypw_tf._keras import keras
-
-    with quantization.quantize_scope():
-        try:
-            return keras.models.load_model(path)
-        except (OSError, ValueError) as error:  # h5py and Keras do not name the file
-            raise ValueError(f"--model={path}: not a loadable Keras model ({_one_line(error)})") from error
-
-
 def cmd_qat() -> None:
+    from hyper_tinypw_tf import pipeline, quantization
+
     out = Path(FLAGS.out)
-    out.mkdir(parents=True, exist_ok=True)
+    model, teacher = _load_model(FLAGS.model), _teacher()  # both checked against the task before the data
     datasets, info = _load_data()
-    qat_model = _qat(_load_model(FLAGS.model), datasets, info, out)
+    qat_model = quantization.quantize_model(model)
+    if FLAGS.qat_epochs > 0:
+        pipeline.fit_model(qat_model, datasets, info, _run_config(), FLAGS.qat_epochs, FLAGS.learning_rate / 10,
+                           None, teacher)
+    quantization.save_model(qat_model, out / "model_qat.h5")
     _evaluate(_keras_predict(qat_model), datasets, info, out, "qat")
 
 
 def cmd_export() -> None:
-    out = Path(FLAGS.out)
-    if not FLAGS.output:
-        out.mkdir(parents=True, exist_ok=True)
-    _export(_load_model(FLAGS.model), out, (FLAGS.format,), _calibration())
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf._keras import keras
+
+    if _calibrates():
+        model = _load_model(FLAGS.model)  # checked against the task whose data calibrates it
+    else:
+        with quantization.quantize_scope():
+            try:
+                model = keras.models.load_model(FLAGS.model)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"--model={FLAGS.model}: not a loadable Keras model ({_one_line(error)})") from error
+    _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration())
 
 
 def cmd_expand() -> None:
     from hyper_tinypw_tf.export import api
 
-    api.expand_file(FLAGS.input, FLAGS.output)
+    try:
+        api.expand_file(FLAGS.input, FLAGS.output)
+    except ValueError as error:  # the exporter speaks of "hyper model"; the user named a file
+        raise ValueError(f"--input={FLAGS.input}: {_one_line(error)}") from None
+
+
+_RUNNER_TEMP = re.compile(r"\S*htpw_(run|m4)_\w+/x\.npy")
+
+
+def _toolchain_message(what: str) -> str:
+    return (f"{what} needs the Arm toolchain and QEMU; install Debian's {' '.join(M4_PACKAGES)} "
+            f"(apt-get install, or tools/install_system_deps.sh)")
+
+
+def _run_harness(what: str, function: Callable[[], Any]) -> Any:
+    """Call into tflm_harness with its setup failures as one line about the user's setup or files."""
+    from tflm_harness import build, qemu
+
+    try:
+        return function()
+    except build.BuildError as error:  # TFLM_DIR or a toolchain that does not build: the user's setup
+        raise ValueError(f"building the {what} failed: {_one_line(error)}") from None
+    except qemu.QemuError as error:  # no qemu-system-arm, or the firmware crashed
+        raise ValueError(f"running the Cortex-M4 runner under QEMU failed: {_one_line(error)}") from None
+    except FileNotFoundError as error:
+        if "arm-none-eabi" in str(error.filename):
+            raise ValueError(_toolchain_message(what) + f" ({error.filename} not found)") from None
+        raise
+    except ValueError as error:  # the runner's own usage errors name its temporary copy of the examples
+        if FLAGS.input and _RUNNER_TEMP.search(str(error)):
+            raise ValueError(_RUNNER_TEMP.sub(FLAGS.input, str(error))) from None
+        raise
 
 
 def cmd_tflm() -> None:
     """Build (cached) and run --model in TFLM on --target; print the runner's statistics as JSON."""
-    from tflm_harness import build, qemu, run
+    from tflm_harness import run
 
-    try:
-        stats = run.run_files(FLAGS.model, FLAGS.target, FLAGS.input, FLAGS.output)
-    except build.BuildError as error:  # TFLM_DIR or a toolchain that does not build: the user's setup
-        raise ValueError(f"building the TFLM runner failed: {error}") from None
-    except qemu.QemuError as error:  # no qemu-system-arm, or the firmware crashed
-        raise ValueError(f"running the Cortex-M4 runner under QEMU failed: {error}") from None
+    runner = "TFLM runner" if FLAGS.target == "host" else "Cortex-M4 runner"
+    stats = _run_harness(runner, lambda: run.run_files(FLAGS.model, FLAGS.target, FLAGS.input, FLAGS.output))
     print(json.dumps(stats, indent=2))
 
 
 def cmd_fit() -> int:
     """Measure --model on the Cortex-M4 in each synthesis mode; exit status 1 when no mode fits the board."""
-    from tflm_harness import build, fit, qemu
+    from tflm_harness import fit
 
-    try:
-        report = fit.fit_file(FLAGS.model, flash=FLAGS.flash, sram=FLAGS.sram)
-    except build.BuildError as error:  # TFLM_DIR or a toolchain that does not build: the user's setup
-        raise ValueError(f"building the Cortex-M4 runner failed: {error}") from None
-    except qemu.QemuError as error:  # no qemu-system-arm, or the firmware crashed
-        raise ValueError(f"running the Cortex-M4 runner under QEMU failed: {error}") from None
+    report = _run_harness("Cortex-M4 runner", lambda: fit.fit_file(FLAGS.model, flash=FLAGS.flash, sram=FLAGS.sram))
     print(report.table())
     return 0 if report.any_fits else 1
 
@@ -335,8 +428,6 @@ def cmd_evaluate() -> None:
     """Metrics JSON with clustered-bootstrap CIs of one model file on --split of --task."""
     from hyper_tinypw_tf import pipeline
 
-    if not FLAGS.model:
-        raise ValueError("evaluate needs --model=PATH of a .keras, .h5 or .tflite model")
     if FLAGS.split == "all" and FLAGS.task == "speech_commands" and not FLAGS["kws_split"].present:
         FLAGS.kws_split = "all"  # every clip is test data; no split may be required to hold training clips
     result = pipeline.evaluate_model(
@@ -345,9 +436,7 @@ def cmd_evaluate() -> None:
     print(json.dumps(result, indent=2))
 
 
-# ---- argument checks: each command's validate_<command> runs before any data is read or model built ----
-
-_MITDB_TASKS = ("mitdb_v", "mitdb_aami")
+# ---- argument checks: each command's validate function runs before any data is read or model built ----
 
 
 def _require(flag: str, what: str) -> str:
@@ -387,60 +476,85 @@ def _check_output_file(flag: str) -> None:
     _check_writable(parent, flag)
 
 
+_created: list[Path] = []  # folders this run made (the topmost new one), removed again if it fails
+
+
 def _check_out_dir() -> None:
     """--out is a writable folder; it is made here (with its parents) so a bad path fails before any work."""
     out = Path(FLAGS.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out={out} exists and is not a directory")
+    new = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"--out={out}: cannot create the directory ({error.strerror})") from None
+    if new is not None:
+        _created.append(new)
     _check_writable(out, "out")
 
 
+def _remove_created() -> None:
+    """After a failure: remove the folders this run made, unless they hold a file (a resumable run's state)."""
+    while _created:
+        folder = _created.pop()
+        if folder.is_dir() and not any(p.is_file() or p.is_symlink() for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _check_preset() -> None:
-    """The preset exists and is built for the task's kind of input (ECG windows or KWS features)."""
+    """The preset exists and is built for the task's kind of input (its family in the task registry)."""
     from hyper_tinypw_tf import models
 
-    preset = models.get_preset(FLAGS.preset)
-    kind = "kws" if FLAGS.task == "speech_commands" else "ecg"
-    if preset.task != kind:
-        fitting = sorted(name for name, p in models.PRESETS.items() if p.task == kind)
+    preset, spec = models.get_preset(FLAGS.preset), _spec()
+    if preset.task != spec.family:
+        fitting = sorted(name for name, p in models.PRESETS.items() if p.task == spec.family)
         raise ValueError(
             f"--preset={FLAGS.preset} is for {preset.task.upper()} input and --task={FLAGS.task} needs a preset "
-            f"for {kind.upper()} input: one of {', '.join(fitting)}"
+            f"for {spec.family.upper()} input: one of {', '.join(fitting)}"
         )
 
 
+def _check_task_flags() -> None:
+    """Each task flag given is one --task takes, with a value it takes (before any download or data read)."""
+    spec = _spec()
+    for flag in tasks.TASK_FLAGS:
+        if FLAGS[flag].present and not spec.takes(flag):
+            takers = " or ".join(tasks.taking(flag))
+            raise ValueError(f"--{flag} applies to --task={takers}, received --task={spec.name}")
+    folds = tasks.parse_protocol(spec, FLAGS.protocol) if FLAGS["protocol"].present else None
+    if folds is not None and FLAGS["kws_split"].present:
+        raise ValueError(f"--kws_split and --protocol={FLAGS.protocol} both split speakers; give one of them")
+    if FLAGS["fold"].present and folds is None:
+        raise ValueError("--fold applies with --protocol=cv:K, which was not given")
+    if folds is not None and FLAGS.fold >= folds:
+        raise ValueError(f"--fold={FLAGS.fold} is not a fold of --protocol={FLAGS.protocol} (0..{folds - 1})")
+    if spec.takes(tasks.KWS_SPLIT):
+        from hyper_tinypw_tf.data import speech_commands
+
+        speech_commands.SplitRule.parse(FLAGS.kws_split)  # raises naming the bad rule
+
+
 def _check_data() -> None:
-    """--data_dir and --records fit --task (a missing --data_dir is a download target, said before it starts)."""
+    """--data_dir and the task flags fit --task (a missing --data_dir is a download target, said before it starts)."""
+    _check_task_flags()
     data_dir = _data_dir()
     if data_dir.exists() and not data_dir.is_dir():
         raise ValueError(f"--data_dir={data_dir} is a file, expected a dataset directory")
     if not FLAGS.records:
         return
-    if FLAGS.task not in _MITDB_TASKS:
-        raise ValueError(f"--records applies to --task={' or '.join(_MITDB_TASKS)}, received --task={FLAGS.task}")
     from hyper_tinypw_tf.data import mitdb
 
     distinct = sorted(set(FLAGS.records))
-    if getattr(FLAGS, "protocol", "patient_wise") == "patient_wise" and len(distinct) < mitdb.MIN_POOL_RECORDS:
+    protocol = FLAGS.protocol
+    folds = tasks.parse_protocol(_spec(), protocol)
+    needed, each = (folds, "fold") if folds else (mitdb.MIN_POOL_RECORDS if protocol == "patient_wise" else 0,
+                                                  "of train, val and test")
+    if len(distinct) < needed:
         raise ValueError(
-            f"--records={','.join(FLAGS.records)} names {len(distinct)} distinct record(s); a patient-wise split "
-            f"needs at least {mitdb.MIN_POOL_RECORDS}, one for each of train, val and test"
+            f"--records={','.join(FLAGS.records)} names {len(distinct)} distinct record(s); --protocol={protocol} "
+            f"needs at least {needed}, one for each {each}"
         )
-
-
-def validate_train() -> None:
-    _check_preset()
-    _check_data()
-    _check_out_dir()
-
-
-def validate_main() -> None:
-    validate_train()
-    _check_budget_flags()
 
 
 def _check_budget_flags() -> None:
@@ -451,9 +565,61 @@ def _check_budget_flags() -> None:
         raise ValueError(f"--sram_budget applies to --mode=budget, received --mode={FLAGS.mode}")
 
 
+def _check_teacher() -> None:
+    """--teacher goes with --distill; train/qat need it, main trains the stored twin without it."""
+    if FLAGS.teacher and not FLAGS.distill:
+        raise ValueError("--teacher applies with --distill, which was not given")
+    if FLAGS.distill and FLAGS.teacher:
+        _check_existing("teacher", "the distillation teacher", directory_ok=True)
+
+
+def validate_train() -> None:
+    _check_preset()
+    _check_data()
+    _check_teacher()
+    if FLAGS.distill and not FLAGS.teacher:
+        raise ValueError("--distill needs --teacher=PATH of the trained stored twin (hyper-tinypw main trains it)")
+    _check_out_dir()
+
+
+def _stage_files(out: Path) -> list[Path]:
+    """Model files an earlier main run left in --out, which this run would resume from."""
+    from hyper_tinypw_tf import pipeline
+
+    names = ("model.keras", "model_qat.h5", "model_folded.tflite", "model_hyper.tflite")
+    return [out / side / name for side in (*pipeline.SIDES, pipeline.TWIN) for name in names
+            if (out / side / name).is_file()]
+
+
+def validate_main() -> None:
+    _check_preset()
+    _check_data()
+    _check_teacher()
+    _check_budget_flags()
+    if FLAGS.distill and FLAGS.teacher:
+        _check_file_fits_task("teacher", FLAGS.teacher)
+    for path in _stage_files(Path(FLAGS.out)):  # a resumed run must be of the same task
+        problem = tasks.mismatch(_spec(), *_file_signature(path), FLAGS.rr_features)
+        if problem:
+            raise ValueError(f"--out={FLAGS.out} holds {path} from an earlier run, which {problem}")
+    _check_out_dir()
+
+
+def _file_signature(path: Path) -> tuple[tuple[int, ...], int]:
+    if path.suffix == ".tflite":
+        return _tflite_signature(path, "out")
+    from hyper_tinypw_tf import pipeline
+
+    model = pipeline.load_model(path)
+    return tuple(model.input_shape[1:]), int(model.output_shape[-1])
+
+
 def validate_qat() -> None:
     _check_existing("model", "the trained model (.keras / .h5 / SavedModel folder) to fine-tune", directory_ok=True)
     _check_data()
+    _check_teacher()
+    if FLAGS.distill and not FLAGS.teacher:
+        raise ValueError("--distill needs --teacher=PATH of the trained stored twin (hyper-tinypw main trains it)")
     _check_out_dir()
 
 
@@ -463,15 +629,19 @@ def validate_export() -> None:
         from hyper_tinypw_tf.export import c_array
 
         c_array.to_c_array(b"\0", FLAGS.c_array)  # raises naming a bad C identifier
+    if FLAGS.mode == "budget" and FLAGS.format != "hyper":
+        raise ValueError(f"--mode=budget needs --format=hyper, received --format={FLAGS.format}")
+    _check_budget_flags()
+    if _calibrates():
+        _check_data()
+    else:
+        for flag in ("records", "protocol", "kws_split", "rr_features", "batch_size", "seed"):
+            if FLAGS[flag].present:
+                raise ValueError(f"--{flag} applies to calibration data, which needs --task or --data_dir")
     if FLAGS.output:
         _check_output_file("output")
     else:
         _check_out_dir()
-    if FLAGS["task"].present or FLAGS["data_dir"].present:
-        _check_data()
-    if FLAGS.mode == "budget" and FLAGS.format != "hyper":
-        raise ValueError(f"--mode=budget needs --format=hyper, received --format={FLAGS.format}")
-    _check_budget_flags()
 
 
 def validate_expand() -> None:
@@ -480,28 +650,90 @@ def validate_expand() -> None:
     _check_output_file("output")
 
 
+def _check_arm_toolchain(what: str) -> None:
+    missing = [tool for tool in M4_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise ValueError(_toolchain_message(what) + f" ({', '.join(missing)} not on PATH)")
+
+
+def _check_examples() -> None:
+    """tflm --input: int8 examples, the batch first, each the size of --model's input tensor."""
+    import numpy as np
+
+    try:
+        x = np.load(FLAGS.input, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"--input={FLAGS.input}: not a .npy array ({_one_line(error)})") from None
+    if x.dtype != np.int8:
+        raise ValueError(f"--input={FLAGS.input} holds {x.dtype}; the model takes int8 examples (quantized)")
+    shape, _ = _tflite_signature(Path(FLAGS.model), "model")
+    if x.ndim < 1 or len(x) == 0 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+        raise ValueError(f"--input={FLAGS.input} holds shape {x.shape}; --model={FLAGS.model} takes a batch "
+                         f"of examples of shape {shape}")
+
+
 def validate_tflm() -> None:
     _check_existing("model", "the .tflite (folded or hyper) to run")
+    if FLAGS.target == "cortex-m4":
+        _check_arm_toolchain("the Cortex-M4 runner")
     if FLAGS.input:
         _check_existing("input", "int8 examples as .npy, the batch first")
+        _check_examples()
     if FLAGS.output:
         _check_output_file("output")
 
 
 def validate_fit() -> None:
     _check_existing("model", "the .tflite (folded or hyper) to fit")
+    _check_arm_toolchain("fit (the Cortex-M4 runner)")
 
 
 def validate_report() -> None:
     from hyper_tinypw_tf import models
 
     models.get_preset(FLAGS.preset)
+    if FLAGS["task"].present:
+        _check_preset()
 
 
 def validate_evaluate() -> None:
     _check_existing("model", "a .keras, .h5 or .tflite model to score", directory_ok=True)
     _check_data()
+    _check_file_fits_task("model", FLAGS.model)
 
+
+# ---- the command table: what each command runs and the flags it takes ----
+
+_DATA = ("task", "data_dir", "batch_size", "seed", "records", "protocol", "kws_split", "rr_features")
+_TRAINING = ("learning_rate", "patience", "loss", "focal_gamma", "class_weights", "distill", "teacher",
+             "distill_alpha", "distill_temperature")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its checks (run first), its body, and every flag it reads."""
+
+    validate: Callable[[], None]
+    run: Callable[[], int | None]
+    flags: tuple[str, ...]
+
+
+COMMANDS: dict[str, Command] = {
+    "main": Command(validate_main, cmd_main, (*_DATA, *_TRAINING, "preset", "epochs", "qat_epochs", "distribute",
+                                              "out", "mode", "sram_budget", "n_boot")),
+    "evaluate": Command(validate_evaluate, cmd_evaluate, (*_DATA, "fold", "model", "split", "n_boot")),
+    "train": Command(validate_train, cmd_train, (*_DATA, *_TRAINING, "fold", "preset", "pw", "epochs", "distribute",
+                                                 "out", "n_boot")),
+    "qat": Command(validate_qat, cmd_qat, (*_DATA, *_TRAINING, "fold", "model", "qat_epochs", "out", "n_boot")),
+    "export": Command(validate_export, cmd_export, (*_DATA, "model", "format", "mode", "sram_budget", "c_array",
+                                                    "output", "out")),
+    "expand": Command(validate_expand, cmd_expand, ("input", "output")),
+    "report": Command(validate_report, cmd_report, ("preset", "task")),
+    "tflm": Command(validate_tflm, cmd_tflm, ("model", "target", "input", "output")),
+    "fit": Command(validate_fit, cmd_fit, ("model", "flash", "sram")),
+}
+# Every flag this module defines is some command's (a new flag must be added to the commands that read it).
+_OURS = {name for command in COMMANDS.values() for name in command.flags}
 
 USAGE = (
     f"usage: hyper-tinypw COMMAND [--flag=value ...]   COMMAND: {', '.join(COMMANDS)}   "
@@ -510,12 +742,21 @@ USAGE = (
 _HELP = ("-h", "-?", "--help", "--helpshort", "--helpfull")
 
 
-def _one_line(error: BaseException) -> str:
-    """The first line of an error's message (an OSError as 'reason: path')."""
-    if isinstance(error, OSError) and error.strerror and error.filename is not None:
-        return f"{error.strerror}: {error.filename}"
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+def _command_help(command: str) -> str:
+    lines = [f"usage: hyper-tinypw {command} [--flag=value ...]", "", "flags:"]
+    for name in COMMANDS[command].flags:
+        flag = FLAGS[name]
+        default = "" if flag.default is None else f" (default: {flag.default_as_str or repr(flag.default)})"
+        lines.append(f"  --{name}: {flag.help}{default}")
+    return "\n".join(lines)
+
+
+def _check_flags_apply(command: str) -> None:
+    """Flags the command does not read are refused: a flag that silently did nothing would mislead."""
+    takes = COMMANDS[command].flags
+    for name in sorted(_OURS):
+        if FLAGS[name].present and name not in takes:
+            raise ValueError(f"--{name} does not apply to {command} (hyper-tinypw {command} --help lists its flags)")
 
 
 def _fail(command: str, message: str) -> int:
@@ -528,6 +769,7 @@ def main(argv: Sequence[str]) -> int:
 
     Bad input of any kind (flags, paths, files, data) returns 2 after one ``hyper-tinypw COMMAND: error:``
     line on stderr; only exceptions that mean bad input are caught, so internal bugs keep their traceback.
+    A failing command removes the output folder it made (when it holds no file).
     """
     if not argv:
         sys.stderr.write(USAGE + "\n")
@@ -540,7 +782,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"hyper-tinypw: error: unknown command {command!r}; {USAGE}\n")
         return 2
     if any(arg in _HELP for arg in args):
-        print(f"usage: hyper-tinypw {command} [--flag=value ...]\n" + FLAGS.module_help(__name__))
+        print(_command_help(command))
         return 0
     FLAGS.unparse_flags()
     try:
@@ -554,15 +796,19 @@ def main(argv: Sequence[str]) -> int:
     logging.use_absl_handler()
     from hyper_tinypw_tf.data.errors import DataError
 
+    _created.clear()
+    status = 1
     try:
-        validate = globals().get(f"validate_{command}")
-        if validate is not None:
-            validate()
-        status = globals()[f"cmd_{command}"]()  # None, or a command's own exit status (fit: 1 = fits nowhere)
+        _check_flags_apply(command)
+        COMMANDS[command].validate()
+        status = int(COMMANDS[command].run() or 0)  # a command's own exit status (fit: 1 = fits nowhere)
     except (ValueError, OSError, DataError, app.UsageError) as error:
         # Bad input (arguments, files, models, data): one clear line, not a traceback.
-        return _fail(command, _one_line(error))
-    return int(status or 0)
+        status = _fail(command, _one_line(error))
+    finally:
+        if status != 0:
+            _remove_created()
+    return status
 
 
 def run() -> None:

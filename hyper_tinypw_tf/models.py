@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hyper_tinypw_tf import generators
+from hyper_tinypw_tf import generators, tasks
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.layers import HyperPWConv2D
 
@@ -103,6 +103,10 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "32k", "ecg", _ecg((48, 96, 192, 192, 192), (2, 2, 2, 2, 1), 16), _TILED,
             stored_backbone=_ecg((32, 64, 112, 112), (2, 2, 2, 2), 16), budget=32_000,
+        ),
+        Preset(  # the smallest budget: both of its files, flatbuffer included, fit in 32,000 bytes
+            "24k", "ecg", _ecg((40, 80, 160, 160), (2, 2, 2, 2), 16), _TILED,
+            stored_backbone=_ecg((24, 48, 96, 96), (2, 2, 2, 2), 16), budget=24_000,
         ),
         Preset("ds_cnn_s", "kws", _ds_cnn(64, 4), _TILED),
         Preset("ds_cnn_m", "kws", _ds_cnn(172, 4), _TILED),
@@ -255,8 +259,8 @@ def _from_preset(
 
 
 def preset_kind(task: str) -> str:
-    """The preset family a data task needs: "kws" for speech_commands, "ecg" for the ECG tasks."""
-    return "kws" if task == "speech_commands" else "ecg"
+    """The preset family a data task needs ("kws", "ecg"): the task registry's ``TaskSpec.family``."""
+    return tasks.get(task).family
 
 
 def for_task(

@@ -10,13 +10,15 @@ Every other layer keeps tfmot's default 8-bit scheme.
 from __future__ import annotations
 
 import contextlib
+import logging
+from pathlib import Path
 from typing import Any
 
 import tensorflow_model_optimization as tfmot
 
 from hyper_tinypw_tf import custom_objects, inspect
 from hyper_tinypw_tf._keras import keras
-from hyper_tinypw_tf.generators import PACKAGE
+from hyper_tinypw_tf.generators import PACKAGE, HyperGenerator
 from hyper_tinypw_tf.layers import HyperPWConv2D
 
 _qkeras = tfmot.quantization.keras
@@ -183,3 +185,43 @@ def quantize_model(model: keras.Model) -> keras.Model:
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
         return _qkeras.quantize_apply(annotated)
+
+
+_DUPLICATES_WARNING = "Found duplicated `Variable`s in Model's `weights`"
+
+
+def _shared_only_by_generators(model: keras.Model) -> bool:
+    """Whether every variable the model lists more than once belongs to a HyperGenerator.
+
+    tf_keras's H5 writer stores weights per layer, so a generator shared by N layers is written N times;
+    on load, ``from_config`` rebuilds one shared generator and each layer's copy is assigned into its
+    same variables (equal values), so the sharing survives (tests/test_serialization.py).
+    """
+    seen: dict[int, int] = {}
+    for weight in model._undeduplicated_weights:  # what tf_keras's warning compares with model.weights
+        seen[id(weight)] = seen.get(id(weight), 0) + 1
+    generator_ids = {id(w) for layer in model.submodules if isinstance(layer, HyperGenerator) for w in layer.weights}
+    return all(count == 1 or key in generator_ids for key, count in seen.items())
+
+
+class _DropDuplicatesWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _DUPLICATES_WARNING not in record.getMessage()
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """``model.save(path)``, without tf_keras's H5 warning that shared variables will not stay shared.
+
+    The warning is silenced only when the generators are the only shared variables, where it is untrue:
+    the reloaded model holds one generator whose variables every hyper layer uses. For any other shared
+    variable it is printed as tf_keras wrote it.
+    """
+    quiet = str(path).endswith((".h5", ".hdf5")) and _shared_only_by_generators(model)
+    tf_logger = logging.getLogger("tensorflow")
+    drop = _DropDuplicatesWarning()
+    if quiet:
+        tf_logger.addFilter(drop)
+    try:
+        model.save(path)
+    finally:
+        tf_logger.removeFilter(drop)

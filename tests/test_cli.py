@@ -1,8 +1,11 @@
 """The console script: its report command and its refusal of unknown commands."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def _run(*args):
@@ -18,6 +21,17 @@ def test_report_prints_the_same_backbone_comparison():
     assert "generated part / PW bytes it replaces:" in result.stdout
 
 
+@pytest.mark.parametrize(("task", "classes"), [("mitdb_aami", 5), ("mitdb_v", 2)])
+def test_report_builds_the_task_s_classifier(capsys, task, classes):
+    """The class count comes from the task registry: the 32k preset's last 192 channels x the task's classes."""
+    from hyper_tinypw_tf import cli
+
+    assert cli.main(["report", "--preset=32k", f"--task={task}"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"32k on {task} ({classes} classes)")
+    assert re.search(rf"^classifier +8 +{192 * classes:,}$", out, re.MULTILINE), out
+
+
 def test_unknown_command_prints_usage():
     result = _run("fly")
     assert result.returncode == 2
@@ -29,9 +43,9 @@ def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data):
     """The README's path through the console script, both formats, on a few records; expand gives the folded file."""
     records = "--records=101,106,119,208,215"
     run, qat = tmp_path / "R", tmp_path / "Q"
-    common = ("--preset=32k", records, "--batch_size=256", "--n_boot=10")
+    common = (records, "--batch_size=256", "--n_boot=10")
     steps = [
-        ("train", *common, "--epochs=1", f"--out={run}"),
+        ("train", "--preset=32k", *common, "--epochs=1", f"--out={run}"),
         ("qat", f"--model={run / 'model.keras'}", *common, "--qat_epochs=1", f"--out={qat}"),
         ("export", f"--model={qat / 'model_qat.h5'}", "--format=hyper", f"--output={qat / 'm_hyper.tflite'}"),
         ("export", f"--model={qat / 'model_qat.h5'}", "--format=folded", f"--output={qat / 'm_folded.tflite'}"),
