@@ -759,6 +759,20 @@ def _check_flags_apply(command: str) -> None:
             raise ValueError(f"--{name} does not apply to {command} (hyper-tinypw {command} --help lists its flags)")
 
 
+def parse(command: str, args: Sequence[str]) -> None:
+    """Set FLAGS from ``args`` for ``command``; ValueError (one line) for a flag it does not take or a bad value."""
+    FLAGS.unparse_flags()
+    try:
+        rest = FLAGS([f"hyper-tinypw {command}", *args])
+    except flags.UnrecognizedFlagError as error:
+        raise ValueError(f"{_one_line(error)} (hyper-tinypw {command} --help lists the flags)") from None
+    except flags.Error as error:
+        raise ValueError(_one_line(error)) from None
+    if len(rest) > 1:
+        raise ValueError(f"unexpected argument {rest[1]!r} (flags are written --name=value)")
+    _check_flags_apply(command)
+
+
 def _fail(command: str, message: str) -> int:
     sys.stderr.write(f"hyper-tinypw {command}: error: {message}\n")
     return 2
@@ -784,22 +798,16 @@ def main(argv: Sequence[str]) -> int:
     if any(arg in _HELP for arg in args):
         print(_command_help(command))
         return 0
-    FLAGS.unparse_flags()
     try:
-        rest = FLAGS([f"hyper-tinypw {command}", *args])
-    except flags.UnrecognizedFlagError as error:
-        return _fail(command, f"{_one_line(error)} (hyper-tinypw {command} --help lists the flags)")
-    except flags.Error as error:
-        return _fail(command, _one_line(error))
-    if len(rest) > 1:
-        return _fail(command, f"unexpected argument {rest[1]!r} (flags are written --name=value)")
+        parse(command, args)
+    except ValueError as error:
+        return _fail(command, str(error))
     logging.use_absl_handler()
     from hyper_tinypw_tf.data.errors import DataError
 
     _created.clear()
     status = 1
     try:
-        _check_flags_apply(command)
         COMMANDS[command].validate()
         status = int(COMMANDS[command].run() or 0)  # a command's own exit status (fit: 1 = fits nowhere)
     except (ValueError, OSError, DataError, app.UsageError) as error:

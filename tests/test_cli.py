@@ -32,6 +32,19 @@ def test_report_builds_the_task_s_classifier(capsys, task, classes):
     assert re.search(rf"^classifier +8 +{192 * classes:,}$", out, re.MULTILINE), out
 
 
+def test_every_readme_command_line_parses():
+    """Each `hyper-tinypw` line of the README (optional [--flags] included) gives only flags its command takes."""
+    from hyper_tinypw_tf import cli
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    lines = [line.split("#")[0] for line in readme.splitlines() if line.startswith("hyper-tinypw ")]
+    assert len(lines) >= 15
+    for line in lines:
+        command, *args = line.replace("[", " ").replace("]", " ").split()[1:]
+        args = [a.split("|")[0] for a in args if a.startswith("--")]  # --split=test|val|all: the first choice
+        cli.parse(command, args)
+
+
 def test_unknown_command_prints_usage():
     result = _run("fly")
     assert result.returncode == 2
