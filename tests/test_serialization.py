@@ -66,3 +66,30 @@ def test_quantized_model_save_and_load(hyper_model, batch, tmp_path, filename):
     with quantization.quantize_scope():
         loaded = keras.models.load_model(path)
     assert_same_model(qat, loaded, batch)
+
+
+def test_qat_h5_keeps_the_generator_shared_and_saves_without_the_duplicates_warning(hyper_model, batch, tmp_path,
+                                                                                     caplog):
+    """tf_keras warns that shared variables "will be treated as separate" after an H5 reload; for the generator
+    that is untrue (one generator, its variables used by every hyper layer), so ``save_model`` drops the warning."""
+    import logging
+
+    qat = quantization.quantize_model(hyper_model)
+    warning = "Found duplicated `Variable`s"
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        qat.save(str(tmp_path / "plain.h5"))
+    assert any(warning in r.getMessage() for r in caplog.records), "tf_keras's own save prints it"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        quantization.save_model(qat, tmp_path / "qat.h5")
+    assert not any(warning in r.getMessage() for r in caplog.records)
+    with quantization.quantize_scope():
+        loaded = keras.models.load_model(str(tmp_path / "qat.h5"))
+    assert_same_model(qat, loaded, batch)
+    # Shared after the reload: a change to the generator's first variable moves every generated layer.
+    (generator,) = {getattr(layer, "layer", layer).generator for layer in loaded.layers
+                    if hasattr(getattr(layer, "layer", layer), "generator")}
+    first = generator.weights[0]
+    first.assign(first + 0.5)
+    assert not np.array_equal(loaded(batch).numpy(), qat(batch).numpy())
+    assert generator_variable_count(loaded) == generator_variable_count(qat)
