@@ -297,7 +297,7 @@ def finalize(raw: bytes, model: keras.Model, generated: list[GeneratedLayer]) ->
     _unshare_buffers(model_t)
     # The names rule of every exported file (export/slim.py), so byte comparisons are fair.
     slim.strip_names(model_t, (int(i) for op in ops.values() for i in op.inputs[1:3]))
-    return fb.write(model_t)
+    return slim.sealed(model_t)  # the file CRC-32 (docs/format.md §7), as every exported file carries
 
 
 def _unshare_buffers(model_t: fb.schema.ModelT) -> None:

@@ -27,16 +27,22 @@ def _shape(tensor: schema.TensorT) -> list[int]:
     return [] if tensor.shape is None else [int(d) for d in tensor.shape]
 
 
-def check_file_crc(data: bytes, what: str = "hyper model") -> None:
-    """Verify the file CRC-32 of docs/format.md §7 (``hyper.seal`` writes it).
+def check_file_crc(data: bytes, what: str = "hyper model", required: bool = True) -> None:
+    """Verify the file CRC-32 of docs/format.md §7 (``slim.sealed`` writes it).
+
+    ``required=False`` (folded files, which carry it since format version 2's exporter but may come
+    from elsewhere): a file without the entry passes; one with it is checked.
 
     Raises:
-      ValueError: the ``hyper_tinypw_crc32`` metadata is missing, malformed, or disagrees with the file.
+      ValueError: the ``hyper_tinypw_crc32`` metadata is missing (when required), malformed, or
+        disagrees with the file.
     """
     try:
         span = fb.metadata_span(data, fmt.METADATA_CRC32)
     except ValueError as error:
         raise ValueError(f"{what}: {error}") from error
+    if span is None and not required:
+        return
     if span is None:
         raise ValueError(
             f"{what}: no {fmt.METADATA_CRC32!r} metadata (the file CRC-32 of format version {fmt.FORMAT_VERSION}); "
@@ -164,16 +170,15 @@ def _code_name(code: schema.OperatorCodeT) -> str:
     return custom.decode(errors="replace") if isinstance(custom, bytes) else str(custom or "")
 
 
-def _remove_inputs(model_t: schema.ModelT, candidates: set[int], freed_buffers: set[int]) -> None:
-    """Drop the removed ops' input tensors nothing else uses, their buffers (and ``freed_buffers`` if
-    unused), and unused operator codes."""
+def _remove_inputs(model_t: schema.ModelT, candidates: set[int]) -> None:
+    """Drop the removed ops' input tensors nothing else uses, their buffers, and unused operator codes."""
     subgraph = model_t.subgraphs[0]
     used = {int(i) for op in subgraph.operators for i in [*op.inputs, *op.outputs] if i >= 0}
     used |= {int(i) for i in [*subgraph.inputs, *subgraph.outputs]}
     dropped = sorted(candidates - used)
     keep = [i for i in range(len(subgraph.tensors)) if i not in set(dropped)]
     remap = {old: new for new, old in enumerate(keep)}
-    freed = {subgraph.tensors[i].buffer for i in dropped} | freed_buffers
+    freed = {subgraph.tensors[i].buffer for i in dropped}
     subgraph.tensors = [subgraph.tensors[i] for i in keep]
     for op in subgraph.operators:
         op.inputs = np.array([remap[int(i)] if i >= 0 else -1 for i in op.inputs], np.int32)
@@ -244,8 +249,7 @@ def expand(hyper: bytes) -> bytes:
             output.buffer = len(model_t.buffers) - 1
         fb.set_buffer(model_t, output, kernel.astype(np.int8).tobytes())
     subgraph.operators = [op for op in subgraph.operators if all(op is not c for c in customs)]
-    crc_meta = [m for m in model_t.metadata or [] if fb.metadata_name(m) == fmt.METADATA_CRC32]
-    model_t.metadata = [m for m in model_t.metadata or [] if all(m is not c for c in crc_meta)] or None
-    _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0}, {m.buffer for m in crc_meta})
+    slim.strip_file_crc(model_t)  # the hyper file's; the folded file gets its own, as the exporter writes it
+    _remove_inputs(model_t, {int(i) for op in customs for i in op.inputs if i >= 0})
     slim.restore_zero_points(model_t)  # stock runtimes (LiteRT) want one zero point per channel
-    return fb.write(model_t)
+    return slim.sealed(model_t)

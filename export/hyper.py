@@ -11,7 +11,6 @@ roles and the input order are the ones the strategies declare (``hyper_tinypw_tf
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,6 +20,7 @@ from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export.convert import GeneratedLayer
 from hyper_tinypw_tf.export.slim import restore_zero_points, slim_zero_points  # noqa: F401 (restore: public here too)
+from hyper_tinypw_tf.export.slim import seal, sealed, strip_file_crc  # noqa: F401 (seal: public here too)
 from hyper_tinypw_tf.storage import StoredTensor
 
 schema = fb.schema
@@ -95,35 +95,6 @@ def inputs_crc32(model_t: schema.ModelT, inputs: list[int]) -> int:
     """The ``crc32`` option of an op with these input tensor indices (their buffers, in input order)."""
     tensors = model_t.subgraphs[0].tensors
     return fmt.inputs_crc32(fb.buffer_bytes(model_t, tensors[i]) for i in inputs)
-
-
-def _add_crc_metadata(model_t: schema.ModelT) -> None:
-    """Append the file-CRC metadata entry, its 4 bytes zero until :func:`seal` fills them."""
-    if any(fb.metadata_name(m) == fmt.METADATA_CRC32 for m in model_t.metadata or []):
-        raise ValueError(f"to_hyper: the folded model already has metadata {fmt.METADATA_CRC32!r}; is it a hyper file?")
-    buffer = schema.BufferT()
-    buffer.data = np.zeros(fmt.METADATA_CRC32_BYTES, np.uint8)
-    model_t.buffers.append(buffer)
-    meta = schema.MetadataT()
-    meta.name = fmt.METADATA_CRC32.encode()
-    meta.buffer = len(model_t.buffers) - 1
-    model_t.metadata = [*(model_t.metadata or []), meta]
-
-
-def seal(data: bytes) -> bytes:
-    """``data`` with its file CRC-32 written into the ``hyper_tinypw_crc32`` metadata (docs/format.md §7).
-
-    The CRC is taken with those 4 bytes read as zero, so sealing a sealed file gives the same bytes.
-
-    Raises:
-      ValueError: the file has no such metadata entry of 4 bytes.
-    """
-    span = fb.metadata_span(data, fmt.METADATA_CRC32)
-    if span is None or span[1] != fmt.METADATA_CRC32_BYTES:
-        raise ValueError(f"seal: the file has no {fmt.METADATA_CRC32_BYTES}-byte metadata {fmt.METADATA_CRC32!r}")
-    offset = span[0]
-    crc = fmt.file_crc32(data, offset)
-    return data[:offset] + struct.pack("<I", crc) + data[offset + fmt.METADATA_CRC32_BYTES :]
 
 
 BUDGET = "budget"  # exporter-only mode: per layer boot (cached) or stream, chosen by budget_modes
@@ -210,6 +181,9 @@ def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MOD
         raise ValueError("to_hyper: the model has no HyperPWConv2D layer; export it with fmt='folded'")
     model_t = fb.read(folded, "folded model")
     subgraph = model_t.subgraphs[0]
+    if any(fb.op_name(model_t, op) == fmt.CUSTOM_OP_NAME for op in subgraph.operators):
+        raise ValueError(f"to_hyper: the model already has {fmt.CUSTOM_OP_NAME} ops; is it a hyper file?")
+    strip_file_crc(model_t)  # the folded file's own; the hyper file gets a new one, written last
     opcode = _custom_opcode(model_t)
     shared: dict[str, int] = {}
     for gen in layers:
@@ -246,5 +220,4 @@ def to_hyper(folded: bytes, layers: list[GeneratedLayer], *, mode: str = fmt.MOD
         consumer = next(i for i, o in enumerate(subgraph.operators) if index in list(o.inputs))
         subgraph.operators.insert(consumer, op)
     slim_zero_points(model_t)
-    _add_crc_metadata(model_t)
-    return seal(fb.write(model_t))
+    return sealed(model_t)

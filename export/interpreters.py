@@ -42,6 +42,9 @@ def run_int8(data: bytes, examples: Iterable[np.ndarray], runtime: str = "tflm")
     """int8 output of ``runtime`` for each int8 example (one invoke per example, batch 1)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, received runtime={runtime!r}")
+    from hyper_tinypw_tf.export import expand
+
+    expand.check_file_crc(data, "model", required=False)  # a corrupted file is refused, not run
     outputs = []
     if runtime == "tflm":
         from tflite_micro.python.tflite_micro import runtime as micro

@@ -23,6 +23,8 @@ import math
 import numpy as np
 
 from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import format as fmt
+from hyper_tinypw_tf.export import slim
 
 LUT_BITS = (1, 2, 3, 4, 5, 6, 7)
 
@@ -85,4 +87,6 @@ def lut_compress(folded: bytes, bits: int) -> bytes:
         chosen += 1
     if not chosen:
         return folded  # no filter is large enough for a table to pay: the stored file is the smallest
-    return bytes(compression.compress(folded, builder.build()))
+    compressed = bytes(compression.compress(folded, builder.build()))
+    # The compressor keeps the metadata; the file CRC-32 (docs/format.md §7) is re-taken over the new bytes.
+    return slim.seal(compressed) if fb.metadata_span(compressed, fmt.METADATA_CRC32) else compressed

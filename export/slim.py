@@ -12,15 +12,21 @@ from the method, not from the format. Both kinds therefore follow the same two r
   hyper file, and a folded file exported with ``slim_zero_points=True`` (what the main job's
   stored CNN ships as). TFLM reads that layout; LiteRT's reader refuses it, so plain folded files
   (and ``expand``'s output) keep the converter's one zero point per channel.
+
+Both kinds also end the same way (:func:`sealed`): the file CRC-32 of docs/format.md §7 in the
+metadata entry ``hyper_tinypw_crc32``, written last, which the runners check before they build
+the interpreter. A stock runtime ignores metadata it does not know.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 import numpy as np
 
 from hyper_tinypw_tf.export import _flatbuffer as fb
+from hyper_tinypw_tf.export import format as fmt
 
 schema = fb.schema
 
@@ -50,10 +56,61 @@ def slim_zero_points(model_t: schema.ModelT) -> None:
 
 
 def slim_zero_points_bytes(data: bytes) -> bytes:
-    """:func:`slim_zero_points` on the bytes of a file."""
+    """:func:`slim_zero_points` on the bytes of a file (sealed again: :func:`sealed`)."""
     model_t = fb.read(data, "model")
     slim_zero_points(model_t)
-    return fb.write(model_t)
+    return sealed(model_t)
+
+
+def strip_file_crc(model_t: schema.ModelT) -> None:
+    """Remove the file-CRC metadata entries and the buffers only they use (indices renumbered)."""
+    metadata = model_t.metadata or []
+    crc = [m for m in metadata if fb.metadata_name(m) == fmt.METADATA_CRC32]
+    if not crc:
+        return
+    model_t.metadata = [m for m in metadata if all(m is not c for c in crc)] or None
+    used = {int(t.buffer) for g in model_t.subgraphs for t in g.tensors}
+    used |= {int(m.buffer) for m in model_t.metadata or []} | {int(b) for b in model_t.metadataBuffer or []}
+    gone = {int(m.buffer) for m in crc} - used - {0}
+    keep = [i for i in range(len(model_t.buffers)) if i not in gone]
+    remap = {old: new for new, old in enumerate(keep)}
+    model_t.buffers = [model_t.buffers[i] for i in keep]
+    for graph in model_t.subgraphs:
+        for tensor in graph.tensors:
+            tensor.buffer = remap[int(tensor.buffer)]
+    for meta in model_t.metadata or []:
+        meta.buffer = remap[int(meta.buffer)]
+    if model_t.metadataBuffer is not None:
+        model_t.metadataBuffer = [remap[int(b)] for b in model_t.metadataBuffer]
+
+
+def sealed(model_t: schema.ModelT) -> bytes:
+    """The bytes of ``model_t`` with one file-CRC entry appended last (any old one removed) and sealed."""
+    strip_file_crc(model_t)
+    buffer = schema.BufferT()
+    buffer.data = np.zeros(fmt.METADATA_CRC32_BYTES, np.uint8)
+    model_t.buffers.append(buffer)
+    meta = schema.MetadataT()
+    meta.name = fmt.METADATA_CRC32.encode()
+    meta.buffer = len(model_t.buffers) - 1
+    model_t.metadata = [*(model_t.metadata or []), meta]
+    return seal(fb.write(model_t))
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` with its file CRC-32 written into the ``hyper_tinypw_crc32`` metadata (docs/format.md §7).
+
+    The CRC is taken with those 4 bytes read as zero, so sealing a sealed file gives the same bytes.
+
+    Raises:
+      ValueError: the file has no such metadata entry of 4 bytes.
+    """
+    span = fb.metadata_span(data, fmt.METADATA_CRC32)
+    if span is None or span[1] != fmt.METADATA_CRC32_BYTES:
+        raise ValueError(f"seal: the file has no {fmt.METADATA_CRC32_BYTES}-byte metadata {fmt.METADATA_CRC32!r}")
+    offset = span[0]
+    crc = fmt.file_crc32(data, offset)
+    return data[:offset] + struct.pack("<I", crc) + data[offset + fmt.METADATA_CRC32_BYTES :]
 
 
 def restore_zero_points(model_t: schema.ModelT) -> None:

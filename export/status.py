@@ -47,6 +47,9 @@ class Status(enum.IntEnum):
     ERR_SIZE = 29
     ERR_ALIGN = 30
     ERR_INPUT_CONSTANT = 31
+    ERR_FILE_FORMAT = 32
+    ERR_FILE_CRC = 33
+    ERR_FILE_NO_CRC = 34
 
 
 MESSAGES: dict[Status, str] = {
@@ -82,6 +85,9 @@ MESSAGES: dict[Status, str] = {
     Status.ERR_SIZE: "a size the options imply does not fit in int32 bytes",
     Status.ERR_ALIGN: "scratch is not 4-byte aligned",
     Status.ERR_INPUT_CONSTANT: "an input is not a constant tensor with a buffer",
+    Status.ERR_FILE_FORMAT: "the file's tables leave the file, or its CRC entry is malformed",
+    Status.ERR_FILE_CRC: "the file's CRC-32 metadata differs from the CRC-32 of its bytes",
+    Status.ERR_FILE_NO_CRC: "a file with HyperTinyPW ops has no CRC-32 metadata",
 }
 
 

@@ -26,7 +26,7 @@ from hyper_tinypw_tf.export import format as fmt
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "tflm_harness" / "core"
 FUZZ = ROOT / "tflm_harness" / "fuzz"
-CORE_SOURCES = (CORE / "htpw_synthesis.c", CORE / "htpw_low_rank.c", CORE / "htpw_op.c")
+CORE_SOURCES = (CORE / "htpw_synthesis.c", CORE / "htpw_low_rank.c", CORE / "htpw_op.c", CORE / "htpw_file.c")
 CASE_SOURCES = (FUZZ / "htpw_case.c",)
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
@@ -78,6 +78,13 @@ class Options(ctypes.Structure):
         "weight_bits")] + [("crc32", ctypes.c_uint32)]
 
 
+class FileInfo(ctypes.Structure):
+    """``htpw_file_info`` (htpw_file.h)."""
+
+    _fields_ = [("has_crc", ctypes.c_int32), ("crc_offset", ctypes.c_int32), ("hyper_ops", ctypes.c_int32),
+                ("stored_crc", ctypes.c_uint32), ("computed_crc", ctypes.c_uint32)]
+
+
 def load(path: Path) -> ctypes.CDLL:
     """The core as a ctypes library with the argument types of htpw_op.h."""
     lib = ctypes.CDLL(str(path))
@@ -97,7 +104,14 @@ def load(path: Path) -> ctypes.CDLL:
     lib.htpw_op_kernel_bytes.argtypes = [ptr, ptr]
     lib.htpw_op_scratch_bytes.argtypes = [ptr, ptr, i32, ptr]
     lib.htpw_op_synthesize.argtypes = [ptr, ptr, i32, ptr, i32, ptr, i32]
+    lib.htpw_file_check.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ptr]
     return lib
+
+
+def file_check(lib: ctypes.CDLL, data: bytes) -> tuple[str, FileInfo]:
+    """(status name, info) of ``htpw_file_check`` on ``data``."""
+    info = FileInfo()
+    return status_name(lib, lib.htpw_file_check(data, len(data), ctypes.byref(info))), info
 
 
 def status_name(lib: ctypes.CDLL, status: int) -> str:

@@ -23,6 +23,8 @@ def test_names_and_version(defines):
     assert defines["HTPW_CUSTOM_OP_NAME"] == fmt.CUSTOM_OP_NAME
     assert defines["HTPW_FORMAT_VERSION"] == fmt.FORMAT_VERSION
     assert defines["HTPW_MAX_DIM"] == fmt.MAX_DIM
+    assert defines["HTPW_METADATA_CRC32"] == fmt.METADATA_CRC32
+    assert defines["HTPW_METADATA_CRC32_BYTES"] == fmt.METADATA_CRC32_BYTES
     assert [defines[f"HTPW_MODE_{m.upper()}"] for m in fmt.MODES] == list(fmt.MODES)
     assert [defines[f"HTPW_STRATEGY_{s.upper()}"] for s in fmt.STRATEGIES] == list(fmt.STRATEGIES)
 

@@ -33,8 +33,12 @@ MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
 # Builtin kernels the exported models use (CONV_2D, DEPTHWISE_CONV_2D, MEAN, PACK, RESHAPE, SHAPE,
 # STRIDED_SLICE: GlobalAveragePooling2D and Reshape lower to MEAN and SHAPE/STRIDED_SLICE/PACK/RESHAPE),
 # by source stem; "<stem>_common" files come along. kernel_util and micro_tensor_utils are helpers.
+# DECODE (the custom op "TFLM_DECODE" that tflite_micro.compression inserts before each LUT-compressed
+# tensor) is a graph op: it needs no USE_TFLM_COMPRESSION build, only its sources (decode_state.cc
+# dispatches to the LUT, Huffman and pruning states, so all of them link).
 # Every other library source (framework, tensorflow/lite/kernels/internal helpers) is compiled.
-KERNELS = ("conv", "depthwise_conv", "reduce", "pack", "reshape", "shape", "strided_slice")
+KERNELS = ("conv", "depthwise_conv", "reduce", "pack", "reshape", "shape", "strided_slice",
+           "decode", "decode_state", "decode_state_lut", "decode_state_huffman", "decode_state_prune")
 _KERNEL_HELPERS = ("kernel_util", "micro_tensor_utils")
 # Framework sources of list_library_sources that only TFLM's own tests use.
 _TEST_ONLY = ("fake_micro_context", "mock_micro_graph", "test_helpers", "test_helper_custom_ops")

@@ -278,11 +278,52 @@ def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = 
     setup = result.pop("setup_ticks") * per_tick
     invokes = tuple(t * per_tick for t in result.pop("invoke_ticks"))
     steady = result.pop("steady_invoke_ticks") * per_tick
-    stats = {**result, "target": "cortex-m4", "setup_instructions": setup,
+    checks = {"file_check_instructions": result.pop("file_check_ticks") * per_tick,
+              "verify_instructions": result.pop("verify_ticks") * per_tick}
+    stats = {**result, **checks, "target": "cortex-m4", "setup_instructions": setup,
              "first_inference_instructions": invokes[0], "inference_instructions": steady,
              "instruction_counter": f"qemu -icount shift={ICOUNT_SHIFT}, CMSDK timer 0: {INSTRUCTIONS_PER_TICK} "
                                     "instructions per tick"}
     return M4Run(outputs.copy(), stats, kernels, setup, invokes, steady)
+
+
+@dataclass(frozen=True)
+class FlipResult:
+    """One corrupted file of :func:`run_flips`: the runner's status (``"OK"`` when it ran) and phase."""
+
+    offset: int
+    status: str
+    phase: str
+    outputs_sha256: str | None  # SHA-256 of all examples' int8 outputs, when it ran
+
+
+def run_flips(model: bytes, inputs: np.ndarray, flips: Sequence[tuple[int, int]],
+              timeout: float = TIMEOUT_S) -> list[FlipResult]:
+    """Run ``model`` with each ``(offset, xor)`` byte flip applied alone, all in one QEMU boot (``m4/main.cc``).
+
+    A firmware fault or hang raises :class:`QemuError` (the boot never writes its results).
+    """
+    inputs = np.asarray(inputs)
+    if inputs.dtype != np.int8 or inputs.ndim < 1 or len(inputs) == 0:
+        raise ValueError(f"inputs must be a non-empty int8 array, batch first; received dtype={inputs.dtype}")
+    for offset, mask in flips:
+        if not (0 <= offset < len(model) and 0 < mask < 256):
+            raise ValueError(f"flip (offset={offset}, xor={mask}) is outside the {len(model)}-byte file or no change")
+    elf = build_runner()
+    with tempfile.TemporaryDirectory(prefix="htpw_m4_flips_") as tmp:
+        work = Path(tmp)
+        (work / "model.tflite").write_bytes(model)
+        (work / "input.bin").write_bytes(np.ascontiguousarray(inputs).tobytes())
+        (work / "flips.bin").write_bytes(np.asarray(flips, "<u4").tobytes())
+        run_firmware(elf, work, timeout)
+        lines = (work / "flips.txt").read_text().splitlines()
+    results = []
+    for line in lines:
+        offset, status, phase, digest = line.split()
+        results.append(FlipResult(int(offset), status, phase, None if digest == "-" else digest))
+    if len(results) != len(flips):
+        raise QemuError(f"the firmware reported {len(results)} of {len(flips)} flips")
+    return results
 
 
 def run_target(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = False):  # noqa: ANN201

@@ -35,6 +35,11 @@
 
 #define HTPW_MAX_DIM 65535
 
+/* File-level integrity (docs/format.md section 7): a metadata entry of this name holds the
+ * little-endian CRC-32 of the whole file with these 4 bytes read as zero. */
+#define HTPW_METADATA_CRC32 "hyper_tinypw_crc32"
+#define HTPW_METADATA_CRC32_BYTES 4
+
 /* Input positions per strategy (docs/format.md section 2). */
 #define HTPW_TILED_INPUT_CODES 0
 #define HTPW_TILED_INPUT_W1 1

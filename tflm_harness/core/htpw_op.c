@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define HTPW_STATUS_COUNT 32
+#define HTPW_STATUS_COUNT 35
 
 static const char* const kStatusNames[HTPW_STATUS_COUNT] = {
     "HTPW_OK",
@@ -39,6 +39,9 @@ static const char* const kStatusNames[HTPW_STATUS_COUNT] = {
     "HTPW_ERR_SIZE",
     "HTPW_ERR_ALIGN",
     "HTPW_ERR_INPUT_CONSTANT",
+    "HTPW_ERR_FILE_FORMAT",
+    "HTPW_ERR_FILE_CRC",
+    "HTPW_ERR_FILE_NO_CRC",
 };
 
 const char* htpw_status_name(htpw_status s) {

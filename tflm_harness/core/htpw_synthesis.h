@@ -48,7 +48,10 @@ typedef enum {
   HTPW_ERR_OUTPUT = 28,          /* output tensor (or kernel buffer) is not int8 [c_out, 1, 1, c_in] */
   HTPW_ERR_SIZE = 29,            /* a size the options imply does not fit in int32 bytes */
   HTPW_ERR_ALIGN = 30,           /* scratch is not 4-byte aligned */
-  HTPW_ERR_INPUT_CONSTANT = 31   /* an input is not a constant tensor with a buffer */
+  HTPW_ERR_INPUT_CONSTANT = 31,  /* an input is not a constant tensor with a buffer */
+  HTPW_ERR_FILE_FORMAT = 32,     /* the file's tables leave the file, or its CRC entry is malformed */
+  HTPW_ERR_FILE_CRC = 33,        /* the file's CRC-32 metadata differs from the CRC-32 of its bytes */
+  HTPW_ERR_FILE_NO_CRC = 34      /* a file with HyperTinyPW ops has no CRC-32 metadata */
 } htpw_status;
 
 /* A stored integer tensor: int8 values, or int4 packed two per byte (low nibble first), and

@@ -6,8 +6,9 @@
  *   input.bin     in   N examples of input_bytes() int8 values each; absent: one all-zero example
  *   output.bin    out  N outputs of output_bytes() int8 values each
  *   result.json   out  status, arena statistics, the outputs' SHA-256 and the timer ticks of
- *                      setup (interpreter + AllocateTensors: boot-mode synthesis), of each invoke,
- *                      and of a steady-state invoke (example 0 again, after all the others)
+ *                      the file CRC-32 check alone, of all the file checks (htpw::Runner::Verify),
+ *                      of setup (interpreter + AllocateTensors: boot-mode synthesis), of each
+ *                      invoke, and of a steady-state invoke (example 0 again, after all the others)
  *   kernels.bin   out  only if the file kernels.request exists: every synthesized kernel as
  *                      [int32 tensor index][int32 byte count][bytes], the host runner's format
  *                      (the hook's file writes make that run's instruction counts meaningless)
@@ -18,11 +19,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "flatbuffers/flatbuffers.h"
+#include <new>
+
 #include "htpw_runner.h"
 #include "m4_platform.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
-#include "tensorflow/lite/schema/schema_generated.h"
 
 namespace {
 
@@ -40,6 +41,8 @@ __attribute__((section(".psram"), aligned(16))) int8_t g_outputs[kOutputCapacity
 __attribute__((section(".psram"), aligned(16))) uint8_t g_arena[kArenaBytes];
 uint32_t g_invoke_ticks[kMaxExamples];
 uint32_t g_steady_ticks = 0;
+uint32_t g_file_check_ticks = 0;
+uint32_t g_verify_ticks = 0;
 int32_t g_setup_syntheses = 0;
 
 FILE* g_kernel_dump = nullptr;
@@ -102,8 +105,57 @@ bool WriteResult(htpw::Runner& runner, const char* error, const char* phase, uin
   for (int i = 0; i < examples; ++i) {
     fprintf(out, "%s%lu", i ? ", " : "", static_cast<unsigned long>(g_invoke_ticks[i]));
   }
-  fprintf(out, "], \"steady_invoke_ticks\": %lu}\n", static_cast<unsigned long>(g_steady_ticks));
+  fprintf(out, "], \"steady_invoke_ticks\": %lu, \"file_check_ticks\": %lu, \"verify_ticks\": %lu}\n",
+          static_cast<unsigned long>(g_steady_ticks), static_cast<unsigned long>(g_file_check_ticks),
+          static_cast<unsigned long>(g_verify_ticks));
   return fclose(out) == 0;
+}
+
+// flips.bin mode (one QEMU boot for many corrupted files): records [uint32 offset][uint32 xor] of
+// little-endian words. For each, the byte at `offset` of the model is XORed with `xor`, the file
+// runs through a fresh Runner (Verify, Setup, every example of input.bin), and the byte is
+// restored (nothing writes into the model). One line per record goes to flips.txt:
+// "<offset> <status> <phase> <SHA-256 of the outputs, or ->". A fault would stop QEMU here, which
+// is what the tests look for.
+constexpr int kMaxFlips = 1024;
+uint32_t g_flips[2 * kMaxFlips];
+alignas(htpw::Runner) unsigned char g_runner_storage[sizeof(htpw::Runner)];
+
+int RunFlips(long model_bytes, long input_file) {
+  const long flip_file = ReadFile("flips.bin", g_flips, sizeof(g_flips));
+  if (flip_file < 0 || flip_file % 8 != 0) return 3;
+  FILE* out = fopen("flips.txt", "w");
+  if (out == nullptr) return 4;
+  for (long f = 0; f < flip_file / 8; ++f) {
+    const uint32_t offset = g_flips[2 * f], mask = g_flips[2 * f + 1];
+    if (offset >= static_cast<uint32_t>(model_bytes)) return 3;
+    g_model[offset] ^= static_cast<uint8_t>(mask);
+    htpw::Runner* runner = new (g_runner_storage) htpw::Runner();
+    htpw::RunError status = runner->Setup(g_model, static_cast<size_t>(model_bytes), g_arena, kArenaBytes);
+    const char* phase = htpw::RunErrorPhase(status, "setup");
+    htpw::Sha256 sha;
+    if (status == htpw::RunError::kNone) {
+      const size_t in_bytes = runner->input_bytes(), out_bytes = runner->output_bytes();
+      const long examples = input_file > 0 && in_bytes > 0 ? input_file / static_cast<long>(in_bytes) : 0;
+      if (examples == 0 || static_cast<size_t>(examples) * in_bytes != static_cast<size_t>(input_file) ||
+          out_bytes > kOutputCapacity) {
+        status = htpw::RunError::kInputShape;
+        phase = "input";
+      }
+      for (long i = 0; status == htpw::RunError::kNone && i < examples; ++i) {
+        status = runner->Invoke(g_inputs + i * in_bytes, in_bytes, g_outputs, out_bytes);
+        phase = "invoke";
+        if (status == htpw::RunError::kNone) sha.Update(g_outputs, out_bytes);
+      }
+    }
+    char digest[65] = "-";
+    if (status == htpw::RunError::kNone) sha.FinalHex(digest);
+    fprintf(out, "%lu %s %s %s\n", static_cast<unsigned long>(offset), runner->ErrorName(status),
+            status == htpw::RunError::kNone ? "done" : phase, digest);
+    runner->~Runner();
+    g_model[offset] ^= static_cast<uint8_t>(mask);
+  }
+  return fclose(out) == 0 ? 0 : 4;
 }
 
 }  // namespace
@@ -121,12 +173,13 @@ int main(void) {
     fputs("input.bin: larger than 2 MB\n", stderr);
     return 3;
   }
+  FILE* flips = fopen("flips.bin", "rb");
+  if (flips != nullptr) {
+    fclose(flips);
+    return RunFlips(model_bytes, input_file);
+  }
 
   htpw::Runner runner;
-  flatbuffers::Verifier verifier(g_model, static_cast<size_t>(model_bytes));
-  if (!tflite::VerifyModelBuffer(verifier)) {
-    return WriteResult(runner, "MODEL_FORMAT", "verify", 0, 0, "") ? 0 : 4;
-  }
   FILE* request = fopen("kernels.request", "rb");
   if (request != nullptr) {
     fclose(request);
@@ -134,12 +187,24 @@ int main(void) {
     if (g_kernel_dump == nullptr) return 4;
     runner.observer().on_kernel = DumpKernel;
   }
-  const uint32_t start = htpw_m4_ticks();
-  htpw::RunError status = runner.Setup(g_model, g_arena, kArenaBytes);
+  // The file checks, timed on their own: the CRC-32 alone (htpw_file_check), then all of Verify
+  // (that CRC again, flatbuffers' Verifier, the index checks); setup_ticks no longer includes them.
+  uint32_t start = htpw_m4_ticks();
+  htpw_file_check(g_model, static_cast<size_t>(model_bytes), nullptr);
+  g_file_check_ticks = htpw_m4_ticks() - start;
+  start = htpw_m4_ticks();
+  htpw::RunError status = runner.Verify(g_model, static_cast<size_t>(model_bytes));
+  g_verify_ticks = htpw_m4_ticks() - start;
+  if (status != htpw::RunError::kNone) {
+    return WriteResult(runner, runner.ErrorName(status), htpw::RunErrorPhase(status, "verify"), 0, 0, "") ? 0 : 4;
+  }
+  start = htpw_m4_ticks();
+  status = runner.Setup(g_model, static_cast<size_t>(model_bytes), g_arena, kArenaBytes);
   const uint32_t setup_ticks = htpw_m4_ticks() - start;
   g_setup_syntheses = runner.observer().syntheses;
   if (status != htpw::RunError::kNone) {
-    return WriteResult(runner, runner.ErrorName(status), "setup", setup_ticks, 0, "") ? 0 : 4;
+    return WriteResult(runner, runner.ErrorName(status), htpw::RunErrorPhase(status, "setup"), setup_ticks, 0, "")
+               ? 0 : 4;
   }
 
   const size_t in_bytes = runner.input_bytes();

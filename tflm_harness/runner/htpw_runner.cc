@@ -4,6 +4,7 @@
 #include <new>
 #include <string.h>
 
+#include "flatbuffers/flatbuffers.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
@@ -11,6 +12,7 @@ namespace htpw {
 
 TfLiteStatus AddModelOps(Resolver& resolver) {
   TF_LITE_ENSURE_STATUS(tflite::AddHyperTinyPW(resolver));
+  TF_LITE_ENSURE_STATUS(resolver.AddDecode());
   TF_LITE_ENSURE_STATUS(resolver.AddConv2D());
   TF_LITE_ENSURE_STATUS(resolver.AddDepthwiseConv2D());
   TF_LITE_ENSURE_STATUS(resolver.AddMean());
@@ -24,6 +26,8 @@ TfLiteStatus AddModelOps(Resolver& resolver) {
 const char* RunErrorName(RunError error) {
   switch (error) {
     case RunError::kNone: return "OK";
+    case RunError::kFileIntegrity: return "FILE_INTEGRITY";
+    case RunError::kModelFormat: return "MODEL_FORMAT";
     case RunError::kModelVersion: return "MODEL_VERSION";
     case RunError::kAllocate: return "ALLOCATE_TENSORS";
     case RunError::kHyperTinyPW: return "HYPER_TINYPW";
@@ -34,13 +38,81 @@ const char* RunErrorName(RunError error) {
   return "UNKNOWN";
 }
 
+const char* RunErrorPhase(RunError error, const char* phase) {
+  return error == RunError::kFileIntegrity || error == RunError::kModelFormat ? "verify" : phase;
+}
+
 Runner::Runner() { AddModelOps(resolver_); }
 
 Runner::~Runner() {
   if (interpreter_ != nullptr) interpreter_->~MicroInterpreter();
 }
 
-RunError Runner::Setup(const void* model_data, uint8_t* arena, size_t arena_bytes) {
+namespace {
+
+// Every index the interpreter follows without a bounds check of its own (flatbuffers' Vector::Get
+// only asserts, and a device build has no assertions) lies inside its table.
+template <typename Indices>
+bool IndicesBelow(const Indices* indices, uint32_t limit, bool optional) {
+  if (indices == nullptr) return true;
+  for (const auto index : *indices) {
+    if (optional && index == -1) continue;
+    if (index < 0 || static_cast<uint32_t>(index) >= limit) return false;
+  }
+  return true;
+}
+
+bool IndicesInRange(const tflite::Model* model) {
+  const auto* subgraphs = model->subgraphs();
+  const auto* codes = model->operator_codes();
+  const auto* buffers = model->buffers();
+  if (subgraphs == nullptr || subgraphs->size() == 0 || codes == nullptr || buffers == nullptr) return false;
+  const uint32_t n_buffers = buffers->size();
+  if (model->metadata() != nullptr) {
+    for (const auto* meta : *model->metadata()) {
+      if (meta == nullptr || meta->buffer() >= n_buffers) return false;
+    }
+  }
+  for (const auto* subgraph : *subgraphs) {
+    if (subgraph == nullptr || subgraph->tensors() == nullptr || subgraph->operators() == nullptr) return false;
+    const uint32_t n_tensors = subgraph->tensors()->size();
+    for (const auto* tensor : *subgraph->tensors()) {
+      if (tensor == nullptr || tensor->buffer() >= n_buffers) return false;
+    }
+    if (!IndicesBelow(subgraph->inputs(), n_tensors, false) || !IndicesBelow(subgraph->outputs(), n_tensors, false)) {
+      return false;
+    }
+    for (const auto* op : *subgraph->operators()) {
+      if (op == nullptr || op->opcode_index() >= codes->size()) return false;
+      if (!IndicesBelow(op->inputs(), n_tensors, true) || !IndicesBelow(op->outputs(), n_tensors, true) ||
+          !IndicesBelow(op->intermediates(), n_tensors, true)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+RunError Runner::Verify(const void* model_data, size_t model_bytes) {
+  verified_ = nullptr;
+  file_status_ = htpw_file_check(static_cast<const uint8_t*>(model_data), model_bytes, &file_info_);
+  if (file_status_ != HTPW_OK) return RunError::kFileIntegrity;
+#ifndef HTPW_RUNNER_NO_VERIFIER
+  flatbuffers::Verifier verifier(static_cast<const uint8_t*>(model_data), model_bytes);
+  if (!tflite::VerifyModelBuffer(verifier)) return RunError::kModelFormat;
+#endif
+  if (!IndicesInRange(tflite::GetModel(model_data))) return RunError::kModelFormat;
+  verified_ = model_data;
+  return RunError::kNone;
+}
+
+RunError Runner::Setup(const void* model_data, size_t model_bytes, uint8_t* arena, size_t arena_bytes) {
+  if (verified_ != model_data) {
+    const RunError error = Verify(model_data, model_bytes);
+    if (error != RunError::kNone) return error;
+  }
   const tflite::Model* model = tflite::GetModel(model_data);
   if (model->version() != TFLITE_SCHEMA_VERSION) return RunError::kModelVersion;
   interpreter_ = new (storage_) tflite::MicroInterpreter(model, resolver_, arena, arena_bytes);
@@ -58,6 +130,7 @@ size_t Runner::output_bytes() const { return interpreter_->output(0)->bytes; }
 size_t Runner::arena_used_bytes() const { return interpreter_->arena_used_bytes(); }
 
 const char* Runner::ErrorName(RunError error) const {
+  if (error == RunError::kFileIntegrity) return htpw_status_name(file_status_);
   return error == RunError::kHyperTinyPW ? htpw_status_name(observer_.status) : RunErrorName(error);
 }
 

@@ -49,7 +49,7 @@ void setup() {
   while (!Serial) {
   }
   unsigned long start = micros();
-  htpw::RunError error = g_runner.Setup(model_data, g_arena, sizeof(g_arena));
+  htpw::RunError error = g_runner.Setup(model_data, model_data_len, g_arena, sizeof(g_arena));
   const unsigned long setup_us = micros() - start;
   if (error != htpw::RunError::kNone) {
     Report(g_runner.ErrorName(error), setup_us, 0, 0, "");
