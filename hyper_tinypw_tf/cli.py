@@ -264,22 +264,33 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _load_model(path: str, flag: str = "model") -> Any:
-    """A saved Keras model (QAT classes in scope), checked against --task; errors name --flag=path."""
+def _read_model(path: str | Path, flag: str) -> Any:
+    """A saved Keras model with the QAT classes in scope; an unreadable file is named as --flag=path."""
     from hyper_tinypw_tf import quantization
     from hyper_tinypw_tf._keras import keras
 
     with quantization.quantize_scope():
         try:
-            model = keras.models.load_model(path)
+            return keras.models.load_model(path)
         except (OSError, ValueError) as error:  # h5py and Keras do not name the file
             raise ValueError(f"--{flag}={path}: not a loadable Keras model ({_one_line(error)})") from error
-    _check_fits_task(flag, path, tuple(model.input_shape[1:]), int(model.output_shape[-1]))
+
+
+def _keras_signature(model: Any) -> tuple[tuple[int, ...], int]:
+    return tuple(model.input_shape[1:]), int(model.output_shape[-1])
+
+
+def _load_model(path: str, flag: str = "model") -> Any:
+    """A saved Keras model, checked against --task."""
+    model = _read_model(path, flag)
+    _check_fits_task(flag, path, *_keras_signature(model))
     return model
 
 
-def _tflite_signature(path: Path, flag: str) -> tuple[tuple[int, ...], int]:
-    """(input shape without the batch, class count) of a .tflite file, from its flatbuffer."""
+def _signature(path: Path, flag: str) -> tuple[tuple[int, ...], int]:
+    """(input shape without the batch, class count) of a model file: a .tflite's flatbuffer, a Keras model loaded."""
+    if path.suffix != ".tflite":
+        return _keras_signature(_read_model(path, flag))
     from hyper_tinypw_tf.export import _flatbuffer as fb
 
     graph = fb.read(path.read_bytes(), f"--{flag}={path}").subgraphs[0]
@@ -291,15 +302,6 @@ def _check_fits_task(flag: str, path: str | Path, input_shape: tuple[int, ...], 
     problem = tasks.mismatch(_spec(), input_shape, classes, FLAGS.rr_features)
     if problem:
         raise ValueError(f"--{flag}={path} {problem}")
-
-
-def _check_file_fits_task(flag: str, path: str | Path) -> None:
-    """A model file of any kind against --task: a .tflite from its flatbuffer, a Keras model loaded."""
-    path = Path(path)
-    if path.suffix == ".tflite":
-        _check_fits_task(flag, path, *_tflite_signature(path, flag))
-    else:
-        _load_model(str(path), flag)
 
 
 # ---- commands ----
@@ -348,17 +350,8 @@ def cmd_qat() -> None:
 
 
 def cmd_export() -> None:
-    from hyper_tinypw_tf import quantization
-    from hyper_tinypw_tf._keras import keras
-
-    if _calibrates():
-        model = _load_model(FLAGS.model)  # checked against the task whose data calibrates it
-    else:
-        with quantization.quantize_scope():
-            try:
-                model = keras.models.load_model(FLAGS.model)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"--model={FLAGS.model}: not a loadable Keras model ({_one_line(error)})") from error
+    # A float model calibrated on --task's data must fit that task; a QAT model needs no data.
+    model = _load_model(FLAGS.model) if _calibrates() else _read_model(FLAGS.model, "model")
     _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration())
 
 
@@ -597,21 +590,12 @@ def validate_main() -> None:
     _check_teacher()
     _check_budget_flags()
     if FLAGS.distill and FLAGS.teacher:
-        _check_file_fits_task("teacher", FLAGS.teacher)
+        _check_fits_task("teacher", FLAGS.teacher, *_signature(Path(FLAGS.teacher), "teacher"))
     for path in _stage_files(Path(FLAGS.out)):  # a resumed run must be of the same task
-        problem = tasks.mismatch(_spec(), *_file_signature(path), FLAGS.rr_features)
+        problem = tasks.mismatch(_spec(), *_signature(path, "out"), FLAGS.rr_features)
         if problem:
             raise ValueError(f"--out={FLAGS.out} holds {path} from an earlier run, which {problem}")
     _check_out_dir()
-
-
-def _file_signature(path: Path) -> tuple[tuple[int, ...], int]:
-    if path.suffix == ".tflite":
-        return _tflite_signature(path, "out")
-    from hyper_tinypw_tf import pipeline
-
-    model = pipeline.load_model(path)
-    return tuple(model.input_shape[1:]), int(model.output_shape[-1])
 
 
 def validate_qat() -> None:
@@ -666,7 +650,7 @@ def _check_examples() -> None:
         raise ValueError(f"--input={FLAGS.input}: not a .npy array ({_one_line(error)})") from None
     if x.dtype != np.int8:
         raise ValueError(f"--input={FLAGS.input} holds {x.dtype}; the model takes int8 examples (quantized)")
-    shape, _ = _tflite_signature(Path(FLAGS.model), "model")
+    shape, _ = _signature(Path(FLAGS.model), "model")
     if x.ndim < 1 or len(x) == 0 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
         raise ValueError(f"--input={FLAGS.input} holds shape {x.shape}; --model={FLAGS.model} takes a batch "
                          f"of examples of shape {shape}")
@@ -699,7 +683,7 @@ def validate_report() -> None:
 def validate_evaluate() -> None:
     _check_existing("model", "a .keras, .h5 or .tflite model to score", directory_ok=True)
     _check_data()
-    _check_file_fits_task("model", FLAGS.model)
+    _check_fits_task("model", FLAGS.model, *_signature(Path(FLAGS.model), "model"))
 
 
 # ---- the command table: what each command runs and the flags it takes ----

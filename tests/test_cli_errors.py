@@ -179,7 +179,7 @@ CASES: dict[str, Case] = {
     # presets
     "preset_kws_on_ecg": Case("train", ("--task=mitdb_v", "--preset=ds_cnn_s"),
                               "--preset=ds_cnn_s is for KWS input and --task=mitdb_v needs a preset for ECG input: "
-                              "one of 225k, 32k"),
+                              "one of 225k, "),
     "preset_ecg_on_kws": Case("train", ("--task=speech_commands", "--preset=64k"),
                               "--preset=64k is for ECG input and --task=speech_commands needs a preset for KWS input"),
     "preset_unknown": Case("main", ("--preset=nope",), "preset must be one of"),
