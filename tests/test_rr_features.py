@@ -115,5 +115,5 @@ def test_cli_refuses_rr_features_outside_mitdb(tmp_path: Path, capsys: pytest.Ca
     status = cli.main(["train", "--task=ptbxl", "--preset=32k", "--rr_features", f"--out={tmp_path}"])
     assert status == 2
     assert capsys.readouterr().err == (
-        "hyper-tinypw train: error: --rr_features applies to mitdb_v and mitdb_aami, received --task=ptbxl\n"
+        "hyper-tinypw train: error: --rr_features applies to --task=mitdb_v or mitdb_aami, received --task=ptbxl\n"
     )
