@@ -19,8 +19,7 @@ from hyper_tinypw_tf import synthesis
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export.convert import GeneratedLayer
-from hyper_tinypw_tf.export.slim import restore_zero_points, slim_zero_points  # noqa: F401 (restore: public here too)
-from hyper_tinypw_tf.export.slim import seal, sealed, strip_file_crc  # noqa: F401 (seal: public here too)
+from hyper_tinypw_tf.export.slim import restore_zero_points, seal, sealed, slim_zero_points, strip_file_crc  # noqa: F401 (restore: public here too)  # noqa: F401 (seal: public here too)
 from hyper_tinypw_tf.storage import StoredTensor
 
 schema = fb.schema

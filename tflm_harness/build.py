@@ -315,8 +315,9 @@ def build_harness(target: str = "host", jobs: int = 2, sanitize: bool = False) -
     tc = tflm.toolchain
     sources = harness_sources()
     extra = [*harness_includes(), *_sanitize_flags(sanitize)]
-    # Every file of ours (host_main.cc included: its executable lives beside the library).
+    # Every file of ours (host_main.cc and fuzz/htpw_load_fuzz.cc included: their executables live beside the library).
     ours = sorted(p for d in ("core", "kernel", "runner") for p in (HARNESS / d).iterdir() if p.is_file())
+    ours.append(HARNESS / "fuzz" / "htpw_load_fuzz.cc")
     key = _digest(["htpw", str(tflm.path), extra, [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in ours]])
     out = cache_dir() / f"htpw-{target}-{key}"
     lib = out / "libhtpw.a"
@@ -334,21 +335,30 @@ def build_harness(target: str = "host", jobs: int = 2, sanitize: bool = False) -
     return tflm, lib
 
 
-def build_host_runner(sanitize: bool = False, jobs: int = 2) -> Path:
-    """The host runner executable (runner/host_main.cc linked with our library and TFLM's), cached."""
+def _host_executable(main: Path, name: str, sanitize: bool, jobs: int) -> Path:
+    """``main`` linked with our host library and TFLM's into ``name`` beside the library, cached."""
     tflm, lib = build_harness("host", jobs, sanitize)
     tc = tflm.toolchain
-    exe = lib.parent / "htpw_host_runner"
+    exe = lib.parent / name
     if exe.is_file():
         return exe
-    main = HARNESS / "runner" / "host_main.cc"
-    obj = lib.parent / "obj" / "host_main.o"
+    obj = lib.parent / "obj" / (main.stem + ".o")
     flags = [*harness_includes(), *_sanitize_flags(sanitize), "-Wall", "-Wextra", "-Werror"]
     _compile_all([(_compile_command(tc, main, tc.kernel_opt, flags), obj)], Path(tc.tflm_dir), 1)
     tmp = exe.with_suffix(f".{os.getpid()}.tmp")
     _run([*tc.cxx, *_sanitize_flags(sanitize), str(obj), str(lib), str(tflm.path), "-lm", "-o", str(tmp)], lib.parent)
     tmp.replace(exe)
     return exe
+
+
+def build_host_runner(sanitize: bool = False, jobs: int = 2) -> Path:
+    """The host runner executable (runner/host_main.cc linked with our library and TFLM's), cached."""
+    return _host_executable(HARNESS / "runner" / "host_main.cc", "htpw_host_runner", sanitize, jobs)
+
+
+def build_load_fuzzer(jobs: int = 2) -> Path:
+    """``fuzz/htpw_load_fuzz.cc`` (the runners' load path on mutated files), our code under ASan + UBSan."""
+    return _host_executable(HARNESS / "fuzz" / "htpw_load_fuzz.cc", "htpw_load_fuzz", True, jobs)
 
 
 def clean(target: str | None = None) -> None:
