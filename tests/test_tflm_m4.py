@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from hyper_tinypw_tf.export import _flatbuffer as fb
-from hyper_tinypw_tf.export import api, hyper, interpreters
+from hyper_tinypw_tf.export import api, interpreters, slim
 from hyper_tinypw_tf.export import format as fmt
 from tests.conftest_export import calibration, tiny_exports
 from tflm_harness import fit, qemu
@@ -91,7 +91,7 @@ def _corrupt_codes(hyper: bytes) -> bytes:
     raw = bytearray(fb.buffer_bytes(model_t, tensor))
     raw[0] ^= 0x01
     fb.set_buffer(model_t, tensor, bytes(raw))
-    return hyper.seal(fb.write(model_t))  # a valid file CRC: the op's own CRC is what refuses it
+    return slim.seal(fb.write(model_t))  # a valid file CRC: the op's own CRC is what refuses it
 
 
 def test_corrupt_hyper_file_is_refused_with_its_status():
