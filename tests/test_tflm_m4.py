@@ -103,7 +103,8 @@ def test_corrupt_hyper_file_is_refused_with_its_status():
 
 def test_truncated_file_is_refused_before_setup():
     _, hyper = tiny_exports("tiled", fmt.MODE_BOOT)
-    with pytest.raises(tflm_run.ModelError, match=r"truncated.tflite: the TFLM runner failed in verify: HTPW_ERR_FILE_FOR"):
+    message = r"truncated.tflite: the TFLM runner failed in verify: HTPW_ERR_FILE_FORMAT"
+    with pytest.raises(tflm_run.ModelError, match=message):
         qemu.run(hyper[: len(hyper) // 2], name="truncated.tflite")
 
 
