@@ -304,17 +304,19 @@ def _sanitize_flags(sanitize: bool) -> list[str]:
     return ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"] if sanitize else []
 
 
-def build_harness(target: str = "host", jobs: int = 2, sanitize: bool = False) -> tuple[Library, Path]:
+def build_harness(target: str = "host", jobs: int = 2, sanitize: bool = False,
+                  defines: Sequence[str] = ()) -> tuple[Library, Path]:
     """(TFLM library, ``libhtpw.a`` with our core + kernel + shared runner), both cached.
 
     ``sanitize`` (host only) builds our code with AddressSanitizer and UBSan; TFLM stays as is.
+    ``defines`` (``-D`` flags) configure our code, e.g. ``-DHTPW_RUNNER_NO_VERIFIER`` (htpw_runner.h).
     """
     if sanitize and target != "host":
         raise BuildError("sanitize=True is for target='host' only")
     tflm = build_tflm(target, jobs)
     tc = tflm.toolchain
     sources = harness_sources()
-    extra = [*harness_includes(), *_sanitize_flags(sanitize)]
+    extra = [*harness_includes(), *_sanitize_flags(sanitize), *defines]
     # Every file of ours (host_main.cc and fuzz/htpw_load_fuzz.cc included: their executables live beside the library).
     ours = sorted(p for d in ("core", "kernel", "runner") for p in (HARNESS / d).iterdir() if p.is_file())
     ours.append(HARNESS / "fuzz" / "htpw_load_fuzz.cc")

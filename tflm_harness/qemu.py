@@ -98,9 +98,12 @@ def build_calibration(jobs: int = 2) -> Path:
     return _link(tc, sources, [], elf, jobs)
 
 
-def build_runner(jobs: int = 2) -> Path:
-    """The Cortex-M4 runner firmware (``m4/main.cc`` + shared runner + TFLM + CMSIS-NN), cached."""
-    tflm, htpw = build.build_harness("cortex-m4", jobs)
+def build_runner(jobs: int = 2, defines: Sequence[str] = ()) -> Path:
+    """The Cortex-M4 runner firmware (``m4/main.cc`` + shared runner + TFLM + CMSIS-NN), cached.
+
+    ``defines`` go to our library (:func:`build.build_harness`), e.g. ``-DHTPW_RUNNER_NO_VERIFIER``.
+    """
+    tflm, htpw = build.build_harness("cortex-m4", jobs, defines=defines)
     tc = tflm.toolchain
     sources = [M4 / "main.cc", *_platform_sources(tc)]
     key = _key([tflm.path, htpw, tc.cxx, tc.cxxflags, LINK_FLAGS],
