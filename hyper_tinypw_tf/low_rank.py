@@ -5,17 +5,15 @@ A baseline for what a hypernetwork adds: each layer stores its kernel as the pro
 ``r × C_in`` factor ``V`` (``weight_bits``); nothing is shared between layers, there is no
 micro-MLP and no requantization. The device sums ``acc[o, i] = Σ_r U[o, r]·V[r, i]`` in int32 and
 finishes like every strategy (``synthesis.finish_kernel``). This file is the whole strategy on the
-host; ``tflm_harness/core/htpw_low_rank.c`` is its C function.
+host (its float kernel: ``kernels.LowRankStrategy``);
+``tflm_harness/core/htpw_low_rank.c`` is its C function.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import tensorflow as tf
 
-from hyper_tinypw_tf import synthesis
+from hyper_tinypw_tf import kernels, synthesis
 from hyper_tinypw_tf.generators import ROLE_SIGNS, HyperGenerator, quantize_variable, register
 from hyper_tinypw_tf.storage import CODES, HEADS, StoredTensor
 
@@ -26,36 +24,13 @@ def low_rank_accumulators(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 @register
-class LowRankGenerator(HyperGenerator):
-    """Per-layer factors ``U`` (C_out × r) and ``V`` (r × C_in) with ``K = U·V``.
+class LowRankGenerator(kernels.LowRankStrategy, HyperGenerator):
+    __doc__ = kernels.LowRankStrategy.__doc__
 
-    Args:
-      rank: ``r``, the inner dimension; the op's ``code_dim`` and ``hidden_dim`` options both hold it.
-      **kwargs: see :class:`HyperGenerator` (``code_bits`` are U's bits, ``weight_bits`` V's).
-    """
-
-    strategy = "low_rank"
     FORMAT = "low_rank"
     ROLE_U = "u"
     ROLE_V = "v"
     FORMATS = {FORMAT: (ROLE_U, ROLE_V, ROLE_SIGNS)}
-
-    def __init__(self, rank: int = 4, **kwargs: Any) -> None:
-        if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank <= 0:
-            raise ValueError(f"rank must be a positive integer, received rank={rank!r}")
-        if rank > synthesis.MAX_DENSE_TERMS:
-            raise ValueError(f"rank must be at most {synthesis.MAX_DENSE_TERMS}, received rank={rank}")
-        self.rank = int(rank)
-        super().__init__(**kwargs)
-
-    def create_layer_weights(self, layer, c_in, c_out):
-        u = layer.add_weight("u", (c_out, self.rank), initializer="glorot_uniform", trainable=True)
-        v = layer.add_weight("v", (self.rank, c_in), initializer="glorot_uniform", trainable=True)
-        return {"u": u, "v": v}
-
-    def kernel(self, weights, c_in, c_out, quantize=False):
-        u = self.quantize_weight(weights["u"], quantize, self.code_bits)
-        return tf.matmul(u, self.quantize_weight(weights["v"], quantize))
 
     def strategy_layer_tensors(self, layer_name, c_in, c_out):
         return [
@@ -91,8 +66,3 @@ class LowRankGenerator(HyperGenerator):
     @staticmethod
     def accumulator_scale(enc, layer):
         return layer.scales[LowRankGenerator.ROLE_U] * layer.scales[LowRankGenerator.ROLE_V]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(rank=self.rank)
-        return config
