@@ -99,10 +99,11 @@ class Threshold:
     float is refused by :func:`evaluate`, so a threshold cannot silently come from test data.
     """
 
-    value: float
+    value: float | np.ndarray
     source: str
     val_score: float | None = None
     n_val: int | None = None
+    folds: tuple[float, ...] | None = None  # per_example: each fold's value, in pooling order
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +115,21 @@ class Threshold:
     def fixed(cls, value: float = 0.5) -> Threshold:
         """An untuned threshold chosen a priori (e.g. 0.5), labelled as such in reports."""
         return cls(float(value), "fixed", _token=_TUNED)
+
+    @classmethod
+    def per_example(cls, parts: Sequence[Threshold], sizes: Sequence[int]) -> Threshold:
+        """Pooled out-of-fold predictions: fold ``i``'s ``parts[i]`` (tuned on that fold's validation) for its
+        ``sizes[i]`` examples, so each example keeps the decision rule of the model that scored it."""
+        if len(parts) != len(sizes) or not parts:
+            raise ValueError(f"per_example: {len(parts)} thresholds for {len(sizes)} parts")
+        value = np.concatenate([np.broadcast_to(np.asarray(t.value, np.float64), (n,))
+                                for t, n in zip(parts, sizes, strict=True)])
+        folds = tuple(v for t in parts for v in (t.folds if t.folds is not None else (float(t.value),)))
+        return cls(value, "per fold: " + ", ".join(sorted({t.source for t in parts})), folds=folds, _token=_TUNED)
+
+    def reported(self) -> float | list[float]:
+        """The value as a report shows it: one number, or each fold's (in the order pooled)."""
+        return list(self.folds) if self.folds is not None else float(self.value)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -167,6 +183,17 @@ def tune_threshold(val_scores: np.ndarray, val_labels: np.ndarray,
                      float(score[best]), len(s), _token=_TUNED)
 
 
+def decision_threshold(val_scores: np.ndarray | None, val_labels: np.ndarray | None,
+                       num_classes: int) -> Threshold | None:
+    """The decision rule every scorer uses: binary tasks tune on validation when it holds both classes
+    (else a fixed 0.5); multi-class tasks take the argmax (None)."""
+    if num_classes != 2:
+        return None
+    if val_scores is None or val_labels is None or len(np.unique(np.asarray(val_labels))) < 2:
+        return Threshold.fixed(0.5)
+    return tune_threshold(val_scores, val_labels)
+
+
 def cluster_bootstrap_indices(groups: Sequence[object] | np.ndarray, n_boot: int = 1000,
                               seed: int = 0) -> Iterator[np.ndarray]:
     """Yield ``n_boot`` index arrays, each the examples of G groups drawn with replacement.
@@ -214,7 +241,7 @@ class EvaluationReport:
     metrics: dict[str, float]
     ci: dict[str, tuple[float, float]]
     per_class: dict[str, dict[str, float]]
-    threshold: float | None = None
+    threshold: float | list[float] | None = None  # a list: pooled folds, each fold's own
     threshold_source: str | None = None
     n_boot: int = 0
     ci_level: float = 0.95
@@ -235,7 +262,9 @@ class EvaluationReport:
         """Plain-text table: summary metrics with CIs, then per-class P/R/F1/support."""
         pct = int(round(self.ci_level * 100))
         head = f"{self.task or 'evaluation'}: {self.n_examples} examples, {self.n_groups} groups"
-        if self.threshold is not None:
+        if isinstance(self.threshold, list):
+            head += f", thresholds {', '.join(f'{t:.4f}' for t in self.threshold)} ({self.threshold_source})"
+        elif self.threshold is not None:
             head += f", threshold {self.threshold:.4f} ({self.threshold_source})"
         lines = [head, f"{'metric':<20}{'value':>10}   {pct}% CI ({self.n_boot} clustered boot)"]
         for k, v in self.metrics.items():
@@ -334,7 +363,7 @@ def evaluate(
     return EvaluationReport(
         task=task, class_names=names, n_examples=len(y), n_groups=len(np.unique(g)),
         metrics=metrics, ci=ci, per_class=per_class,
-        threshold=threshold.value if threshold is not None else None,
+        threshold=threshold.reported() if threshold is not None else None,
         threshold_source=threshold.source if threshold is not None else None,
         n_boot=n_boot, ci_level=ci_level, seed=seed,
     )

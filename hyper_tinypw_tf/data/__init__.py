@@ -73,14 +73,21 @@ def load(
     """Batched, prefetched ``tf.data.Dataset`` per split, and the dataset's metadata.
 
     ``seed`` seeds the split and the train shuffle; ``task_specific`` goes to the task's loader
-    unchanged. Splits stay unshuffled unless ``shuffle_train`` so ``info.groups`` lines up with
-    the example order (the clustered bootstrap needs that alignment).
+    unchanged, except ``protocol="cv:K"`` and ``fold`` for speech_commands, which pick the fold's
+    speaker split (``SplitRule.cross_validation``). Splits stay unshuffled unless ``shuffle_train``
+    so ``info.groups`` lines up with the example order (the clustered bootstrap needs that alignment).
     """
     if task == "speech_commands":
         from hyper_tinypw_tf.data import speech_commands
 
-        return speech_commands.load(data_dir, options=options, batch_size=batch_size,
-                                    shuffle_train=shuffle_train, seed=seed, **task_specific)
+        protocol, fold = task_specific.pop("protocol", None), int(task_specific.pop("fold", 0))
+        if protocol is not None:  # cv:K over speakers: the fold's split rule replaces --kws_split
+            task_specific["split"] = speech_commands.SplitRule.cross_validation(str(protocol), fold)
+        datasets, info = speech_commands.load(data_dir, options=options, batch_size=batch_size,
+                                              shuffle_train=shuffle_train, seed=seed, **task_specific)
+        if protocol is not None:
+            info.notes.update(protocol=protocol, fold=fold)
+        return datasets, info
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if data_dir is None:

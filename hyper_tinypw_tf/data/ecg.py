@@ -84,15 +84,31 @@ def rr_features(beats: np.ndarray, local_beats: int = 10) -> np.ndarray:
 
 
 def with_rr_channels(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
-    """(N, T) windows and (N, 3) RR features -> (N, T, 4): the RR values as constant channels.
+    """(N, T) or (N, T, C) windows and (N, 3) RR features -> (N, T, C + 3): the RR values as constant channels.
 
     One input tensor keeps the model a chain that the exporter lowers like any other (a second
     model input would branch the graph); the stem conv reads the RR channels at every position.
     """
     if len(windows) != len(rr):
         raise ValueError(f"with_rr_channels: {len(windows)} windows but {len(rr)} RR feature rows")
-    tiled = np.broadcast_to(np.asarray(rr, np.float32)[:, None, :], (*windows.shape[:2], rr.shape[1]))
-    return np.concatenate([np.asarray(windows, np.float32)[:, :, None], tiled], axis=2)
+    waves = np.asarray(windows, np.float32)
+    waves = waves[:, :, None] if waves.ndim == 2 else waves
+    tiled = np.broadcast_to(np.asarray(rr, np.float32)[:, None, :], (*waves.shape[:2], rr.shape[1]))
+    return np.concatenate([waves, tiled], axis=2)
+
+
+def with_template_channel(windows: np.ndarray) -> np.ndarray:
+    """(N, T) beats of one record -> (N, T, 2): each beat, and the beat minus the record's median beat.
+
+    Inter-patient beat classification fails on morphology that is normal for one patient and not
+    for another (a bundle branch block widens every beat of its record). Most beats of a record are
+    its own normal beats, so their median is that patient's template, and the difference channel
+    shows how a beat departs from it: the per-record normalization of the inter-patient literature
+    (features relative to the patient's average beat). A device keeps a running median template.
+    """
+    waves = np.asarray(windows, np.float32)
+    template = np.median(waves, axis=0, keepdims=True) if len(waves) else waves
+    return np.stack([waves, waves - template], axis=2)
 
 
 def to_dataset(

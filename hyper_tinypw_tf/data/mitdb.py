@@ -1,14 +1,15 @@
 """MIT-BIH Arrhythmia: beat-centred windows from lead MLII, AAMI or V-vs-rest labels.
 
-Protocols: ``inter_patient`` (de Chazal 2004: DS1 -> train/val, DS2 -> test) and
-``patient_wise`` (records shuffled into train/val/test). Paced records are excluded by
-AAMI practice in both.
+Protocols: ``inter_patient`` (de Chazal 2004: DS1 -> train/val, DS2 -> test),
+``patient_wise`` (records shuffled into train/val/test) and ``cv:K`` (records in K stratified
+folds; fold ``fold`` tests one, validates on the next and trains on the rest, so over the K
+folds every record is tested once). Paced records are excluded by AAMI practice in all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ AAMI_MAP = {
 }
 V_CLASSES = ("rest", "V")
 LABEL_SETS = ("aami", "v")
-PROTOCOLS = ("inter_patient", "patient_wise")
+PROTOCOLS = ("inter_patient", "patient_wise", "cv:K")
 LEAD = ("MLII",)
 MIN_POOL_RECORDS = len(splits.SPLITS)  # patient_wise: fewer leave val or test empty (the CLI refuses them)
 
@@ -108,6 +109,15 @@ def _ensure_records(data_dir: Path, download: bool, task: str) -> list[str]:
     return present
 
 
+def _pool(present: Sequence[str], data_dir: Path, records: Sequence[str] | None) -> list[str]:
+    """The patient-wise and cv record pool: ``records``, else every present DS1/DS2 record (no paced ones)."""
+    pool = list(records) if records is not None else [r for r in present if r in set(DS1 + DS2)]
+    missing = [r for r in pool if r not in set(present)]
+    if missing:
+        raise MissingRecordsError("mitdb", data_dir, missing)
+    return pool
+
+
 def assign_records(
     present: Sequence[str],
     protocol: str,
@@ -116,9 +126,21 @@ def assign_records(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     val_fraction: float = 0.2,
     records: Sequence[str] | None = None,
+    fold: int = 0,
+    record_labels: Callable[[str], np.ndarray] | None = None,
 ) -> dict[str, list[str]]:
-    """Records per split for a protocol; raises if inter_patient lacks DS1/DS2 records."""
-    if protocol == "inter_patient":
+    """Records per split for a protocol; raises if inter_patient lacks DS1/DS2 records.
+
+    ``cv:K`` folds are stratified by ``record_labels`` (a record's beat labels) and do not depend
+    on ``seed``: every training seed sees the same folds, so two models can be paired fold by fold.
+    """
+    k = splits.parse_cv(protocol)
+    if k is not None:
+        pool = _pool(present, data_dir, records)
+        n_classes = len(AAMI_CLASSES)
+        labels = {r: (record_labels(r) if record_labels else np.zeros(0, np.int64)) for r in pool}
+        out = splits.cv_assignment(splits.cv_folds(labels, k, n_classes, splits.CV_SEED), fold)
+    elif protocol == "inter_patient":
         missing = [r for r in DS1 + DS2 if r not in set(present)]
         if missing:
             raise MissingRecordsError(
@@ -128,13 +150,7 @@ def assign_records(
         ds1 = splits.split_groups(DS1, (1.0 - val_fraction, val_fraction, 0.0), seed)
         out = {"train": ds1["train"], "val": ds1["val"], "test": list(DS2)}
     elif protocol == "patient_wise":
-        pool = list(records) if records is not None else [
-            r for r in present if r in set(DS1 + DS2)
-        ]
-        missing = [r for r in pool if r not in set(present)]
-        if missing:
-            raise MissingRecordsError("mitdb", data_dir, missing)
-        out = splits.split_groups(pool, fractions, seed)
+        out = splits.split_groups(_pool(present, data_dir, records), fractions, seed)
     else:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     splits.check_disjoint(out)
@@ -154,29 +170,38 @@ def load_arrays(
     records: Sequence[str] | None = None,
     options: LoadOptions = DEFAULT_OPTIONS,
     rr_features: bool = False,
+    fold: int = 0,
+    beat_template: bool = False,
 ) -> tuple[dict[str, SplitArrays], DatasetInfo]:
     """Numpy (x, y, groups) per split; x is (N, window, 1, 1) float32, groups are record ids.
 
-    ``records`` restricts the patient-wise pool (e.g. a few records for a quick run).
-    ``rr_features`` adds the three RR features as constant channels: x becomes (N, window, 1, 4).
+    ``records`` restricts the patient-wise or cv pool (e.g. a few records for a quick run);
+    ``fold`` picks the fold of a ``cv:K`` protocol.
+    ``beat_template`` adds each beat minus its record's median beat as a channel
+    (``ecg.with_template_channel``); ``rr_features`` adds the three RR features as constant channels:
+    x becomes (N, window, 1, 1 + beat_template + 3·rr_features).
     """
     if labels not in LABEL_SETS:
         raise ValueError(f"labels must be one of {LABEL_SETS}, got {labels!r}")
     data_dir = Path(data_dir).expanduser()
     task = "mitdb_aami" if labels == "aami" else "mitdb_v"
     present = _ensure_records(data_dir, options.download, task)
-    assignment = assign_records(present, protocol, data_dir, seed, fractions, val_fraction,
-                                records)
-    class_names = list(AAMI_CLASSES if labels == "aami" else V_CLASSES)
-    parts, skipped = ecg.load_split_records(
-        assignment, lambda rec: record_windows(data_dir, rec, window, fs, zscore, options.cache_dir,
-                                   options.use_cache),
-        "mitdb", options.quiet, options.skip_bad,
-    )
     key = "aami" if labels == "aami" else "v"
-    channels = 1 + len(ecg.RR_FEATURES) if rr_features else 1
-    if rr_features:
-        parts = {s: [(r, {**d, "x": ecg.with_rr_channels(d["x"], d["rr"])}) for r, d in p] for s, p in parts.items()}
+
+    def windows(rec: str) -> dict[str, np.ndarray]:
+        return record_windows(data_dir, rec, window, fs, zscore, options.cache_dir, options.use_cache)
+
+    assignment = assign_records(present, protocol, data_dir, seed, fractions, val_fraction,
+                                records, fold, lambda rec: windows(rec)[key])
+    class_names = list(AAMI_CLASSES if labels == "aami" else V_CLASSES)
+    parts, skipped = ecg.load_split_records(assignment, windows, "mitdb", options.quiet, options.skip_bad)
+    channels = 1 + int(beat_template) + (len(ecg.RR_FEATURES) if rr_features else 0)
+
+    def inputs(d: dict[str, np.ndarray]) -> np.ndarray:
+        x = ecg.with_template_channel(d["x"]) if beat_template else d["x"]
+        return ecg.with_rr_channels(x, d["rr"]) if rr_features else x
+
+    parts = {s: [(r, {**d, "x": inputs(d)}) for r, d in p] for s, p in parts.items()}
     out = {s: ecg.stack_records(parts[s], key, window, channels) for s in splits.SPLITS}
     info = DatasetInfo(
         task=task,
@@ -186,7 +211,8 @@ def load_arrays(
         counts={s: class_counts(a.y, class_names) for s, a in out.items()},
         skipped=len(skipped),
         skipped_files=skipped,
-        notes={"protocol": protocol, "records": {s: [r for r, _ in parts[s]] for s in parts},
-               "fs": fs or NATIVE_FS, "rr_features": rr_features},
+        notes={"protocol": protocol, **({"fold": fold} if splits.parse_cv(protocol) else {}),
+               "records": {s: [r for r, _ in parts[s]] for s in parts},
+               "fs": fs or NATIVE_FS, "rr_features": rr_features, "beat_template": beat_template},
     )
     return out, info

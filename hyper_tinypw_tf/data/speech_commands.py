@@ -113,6 +113,7 @@ def list_clips(data_dir: Path) -> list[tuple[str, str]]:
 
 
 SPLIT_KINDS = ("auto", "lists", "speaker_hash", "speakers", "all")
+CV = "cv"  # not a --kws_split spelling: chosen by --protocol=cv:K (SplitRule.cross_validation)
 SPLIT_HELP = (
     "auto (list files if present, else speaker_hash), lists, speaker_hash[:VAL,TEST] (the dataset's "
     "SHA-1 rule with these percentages, default 10,10), speakers[:VAL,TEST] (speakers shuffled with "
@@ -132,8 +133,22 @@ class SplitRule:
     kind: str = "auto"
     val: float = 10.0
     test: float = 10.0
+    folds: int = 0  # kind "cv" (from ``protocol="cv:K"``): K speaker folds, and which one is tested
+    fold: int = 0
+
+    @classmethod
+    def cross_validation(cls, protocol: str, fold: int) -> SplitRule:
+        """The rule of fold ``fold`` of a ``cv:K`` protocol: speakers in K stratified folds (``splits.cv_folds``)."""
+        k = splits.parse_cv(protocol)
+        if k is None:
+            raise ValueError(f"speech_commands: protocol must be cv:K or unset, received protocol={protocol!r}")
+        if not 0 <= fold < k:
+            raise ValueError(f"fold must be in 0..{k - 1} for {protocol}, received fold={fold}")
+        return cls(CV, folds=k, fold=fold)
 
     def __post_init__(self) -> None:
+        if self.kind == CV:
+            return
         if self.kind not in SPLIT_KINDS:
             raise ValueError(f"kws_split: unknown rule {self.kind!r}; choose {SPLIT_HELP}")
         if min(self.val, self.test) < 0 or self.val + self.test >= 100:
@@ -158,6 +173,8 @@ class SplitRule:
         return cls(kind, val, test)
 
     def __str__(self) -> str:
+        if self.kind == CV:
+            return f"{splits.CV_PREFIX}{self.folds} fold {self.fold}"
         return f"{self.kind}:{self.val:g},{self.test:g}" if self.kind in ("speaker_hash", "speakers") else self.kind
 
     @property
@@ -199,6 +216,16 @@ def assign(clips: Sequence[tuple[str, str]], data_dir: Path, rule: SplitRule = S
         where = {g: split for split, groups in by_speaker.items() for g in groups}
         for c in clips:
             out[where[splits.speaker_id(c[0])]].append(c)
+    elif rule.kind == CV:
+        speakers = [splits.speaker_id(c[0]) for c in clips]
+        labels: dict[str, list[int]] = {}
+        for speaker, (_, word) in zip(speakers, clips, strict=True):
+            labels.setdefault(speaker, []).append(CLASS_NAMES.index(word if word in CORE_WORDS else UNKNOWN))
+        folds = splits.cv_folds({g: np.asarray(v) for g, v in labels.items()}, rule.folds, len(CLASS_NAMES),
+                                splits.CV_SEED)
+        where = {g: split for split, groups in splits.cv_assignment(folds, rule.fold).items() for g in groups}
+        for c, speaker in zip(clips, speakers, strict=True):
+            out[where[speaker]].append(c)
     else:  # all
         out["test"] = list(clips)
     return out

@@ -77,3 +77,81 @@ def check_disjoint(assignment: Mapping[str, Iterable[str]]) -> None:
             if g in seen and seen[g] != split:
                 raise AssertionError(f"group {g!r} is in both {seen[g]!r} and {split!r}")
             seen[g] = split
+
+
+# --- cross-validation ---------------------------------------------------------------------------
+
+CV_PREFIX = "cv:"
+DEFAULT_FOLDS = 5
+CV_SEED = 0  # folds are fixed by the group set and K alone, so every training seed and point shares them
+
+
+def parse_cv(protocol: str) -> int | None:
+    """The fold count of a ``cv:K`` protocol spelling (K >= 3), or None for any other protocol.
+
+    Raises:
+      ValueError: ``cv:`` followed by anything but an integer of at least 3.
+    """
+    if not protocol.startswith(CV_PREFIX):
+        return None
+    k = protocol[len(CV_PREFIX):]
+    if not k.isdigit() or int(k) < 3:
+        raise ValueError(f"protocol: cv:K needs an integer K >= 3 (train, val and test folds), "
+                         f"received protocol={protocol!r}")
+    return int(k)
+
+
+def cv_folds(
+    group_labels: Mapping[str, np.ndarray], k: int, n_classes: int, seed: int = 0
+) -> list[list[str]]:
+    """``k`` disjoint folds of the groups (records, speakers), stratified by class where groups allow it.
+
+    Greedy stratified group k-fold (as scikit-learn's ``StratifiedGroupKFold``): groups are visited
+    from the most class-skewed to the least (a seeded shuffle breaks ties) and each joins the fold
+    that keeps every class's share across folds most even, then the fold with fewest examples. On
+    MIT-BIH a few records hold most S and F beats; a plain shuffle can put them all in one fold and
+    leave every other fold's training split without them. Deterministic for (groups, k, seed).
+
+    Raises:
+      ValueError: fewer groups than folds.
+    """
+    names = sorted(group_labels)
+    if len(names) < k:
+        raise ValueError(f"cv:{k} needs at least {k} groups (records or speakers); {len(names)} are available")
+    counts = np.stack([np.bincount(np.asarray(group_labels[g], np.int64), minlength=n_classes)[:n_classes]
+                       for g in names]).astype(np.float64)
+    totals = np.maximum(counts.sum(axis=0), 1.0)
+    order = np.random.default_rng(seed).permutation(len(names))
+    skew = np.array([np.std(counts[i] / max(counts[i].sum(), 1.0)) for i in range(len(names))])
+    order = order[np.argsort(-skew[order], kind="stable")]
+    fold_counts = np.zeros((k, n_classes))
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for i in order:
+        best, best_key = 0, None
+        for f in range(k):
+            trial = fold_counts.copy()
+            trial[f] += counts[i]
+            spread = float(np.mean(np.std(trial / totals, axis=0)))
+            key = (spread, fold_counts[f].sum(), f)
+            if best_key is None or key < best_key:
+                best, best_key = f, key
+        fold_counts[best] += counts[i]
+        folds[best].append(names[i])
+    return [sorted(f) for f in folds]
+
+
+def cv_assignment(folds: Sequence[Sequence[str]], fold: int) -> dict[str, list[str]]:
+    """Groups per split in fold ``fold``: test = that fold, val = the next, train = the other K − 2.
+
+    Over the K folds every group is tested exactly once and validated exactly once.
+
+    Raises:
+      ValueError: ``fold`` outside 0..K−1.
+    """
+    k = len(folds)
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1} for cv:{k}, received fold={fold}")
+    out = {"test": sorted(folds[fold]), "val": sorted(folds[(fold + 1) % k]),
+           "train": sorted(g for f in range(k) if f not in (fold, (fold + 1) % k) for g in folds[f])}
+    check_disjoint(out)
+    return out
