@@ -40,7 +40,8 @@ def test_macs_read_from_the_file_match_the_models_bill():
 
 def test_op_code_bytes_are_the_kernel_and_core_objects(tmp_path):
     tflm, htpw = build.build_harness("cortex-m4")
-    members = [s.name + ".o" for s in build.harness_sources() if s.parent.name in ("core", "kernel")]
+    members = [s.name + ".o" for s in build.harness_sources()
+               if s.parent.name in ("core", "kernel") and s.name != "htpw_file.c"]
     assert "htpw_runner.cc.o" not in members and "htpw_kernel.cc.o" in members
     total = 0
     for member in members:  # each object on its own, out of the archive
