@@ -18,7 +18,7 @@ import pytest
 from hyper_tinypw_tf import cli
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
-from hyper_tinypw_tf.export import interpreters, peers
+from hyper_tinypw_tf.export import interpreters, peers, slim
 from tests.conftest_export import trained_qat
 from tests.test_peers import _stored_and_clustered
 from tflm_harness import fit, qemu
@@ -124,3 +124,21 @@ def test_fit_measures_a_lut_file_on_the_cortex_m4():
     (row,) = report.rows
     assert row.mode == fit.FOLDED and row.file_bytes == len(compressed)
     assert row.sram_bytes > 0 and row.inference_instructions > 0 and row.setup_instructions > 0
+
+
+def test_stock_runtimes_ignore_the_folded_files_crc_entry():
+    """The tflite_micro wheel and LiteRT run a sealed folded file exactly as the same file without the entry."""
+    folded, _, x = _trained()
+    model_t = fb.read(folded)
+    slim.strip_file_crc(model_t)
+    bare = fb.write(model_t)
+    assert fb.metadata_span(bare, fmt.METADATA_CRC32) is None and len(bare) < len(folded)
+    for runtime in interpreters.RUNTIMES:
+        assert np.array_equal(interpreters.run_int8(folded, x, runtime), interpreters.run_int8(bare, x, runtime))
+
+
+def test_a_corrupted_folded_file_is_refused_by_the_python_runtimes_too():
+    folded, _, x = _trained()
+    mutant = _flipped(folded, len(folded) // 2, 0x01)
+    with pytest.raises(ValueError, match=r"model: file CRC-32 mismatch: metadata 'hyper_tinypw_crc32' says 0x"):
+        interpreters.run_int8(mutant, x, "tflm")
