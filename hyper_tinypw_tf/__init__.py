@@ -31,6 +31,7 @@ __all__ = [
     "LowRankGenerator",
     "PaperGenerator",
     "TiledGenerator",
+    "compress",
     "custom_objects",
     "keras",
     "to_keras3",
@@ -39,7 +40,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """The converters load Keras 3 and tfmot, so they are imported on first use."""
+    """The converters load Keras 3 and tfmot, and ``compress`` tfmot and the exporter: imported on first use."""
+    if name == "compress":
+        import importlib
+
+        return importlib.import_module("hyper_tinypw_tf.compress")
     if name in ("to_tf_keras", "to_keras3"):
         from hyper_tinypw_tf.keras3 import convert
 
