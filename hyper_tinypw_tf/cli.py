@@ -10,6 +10,7 @@ Commands (each a thin wrapper over library functions):
   report   byte accounting of a preset, stored against hyper
   tflm     run a .tflite (folded or hyper) in TFLM's MicroInterpreter with the HyperTinyPW op; prints JSON
   fit      flash, SRAM and instructions per synthesis mode on the Cortex-M4 against a board (exit 1: fits nowhere)
+  compress trained stored model → hyper model on its backbone within --budget bytes: fit, distil, QAT, TFLM score
 
 Each command declares the flags it takes (:data:`COMMANDS`); a flag given to a command that ignores it,
 or a task flag (``--records``, ``--protocol``, ``--rr_features``, ``--kws_split``) given for a task that
@@ -686,6 +687,30 @@ def validate_evaluate() -> None:
     _check_fits_task("model", FLAGS.model, *_signature(Path(FLAGS.model), "model"))
 
 
+flags.DEFINE_integer("budget", None, "compress: bytes the hyper file may take, flatbuffer included.", lower_bound=1)
+flags.DEFINE_enum("strategy", "tiled", ["tiled", "paper", "low_rank"], "compress: the generator strategy.")
+flags.DEFINE_enum("init", "fit", ["fit", "scratch"],
+                  "compress: fit the generator to the stored PW layers, or start from scratch (the baseline).")
+
+
+def validate_compress() -> None:
+    _check_existing("model", "the trained stored model (.keras, or a QAT .h5) to compress", directory_ok=True)
+    _require("budget", "the hyper file's byte budget")
+    _check_data()
+    _check_out_dir()
+
+
+def cmd_compress() -> None:
+    """--model (stored) → --out/model_hyper.tflite within --budget: fine-tunes --epochs, then --qat_epochs."""
+    from hyper_tinypw_tf import compress
+
+    finetune = compress.Finetune(epochs=FLAGS.epochs, qat_epochs=FLAGS.qat_epochs, learning_rate=FLAGS.learning_rate,
+                                 distill_alpha=FLAGS.distill_alpha, distill_temperature=FLAGS.distill_temperature,
+                                 patience=FLAGS.patience, seed=FLAGS.seed)
+    compress.run(FLAGS.model, FLAGS.budget, FLAGS.out, _load_data, FLAGS.strategy, finetune, FLAGS.init, FLAGS.mode,
+                 n_boot=FLAGS.n_boot)
+
+
 # ---- the command table: what each command runs and the flags it takes ----
 
 _DATA = ("task", "data_dir", "batch_size", "seed", "records", "protocol", "kws_split", "rr_features")
@@ -715,6 +740,9 @@ COMMANDS: dict[str, Command] = {
     "report": Command(validate_report, cmd_report, ("preset", "task")),
     "tflm": Command(validate_tflm, cmd_tflm, ("model", "target", "input", "output")),
     "fit": Command(validate_fit, cmd_fit, ("model", "flash", "sram")),
+    "compress": Command(validate_compress, cmd_compress, (*_DATA, "model", "budget", "strategy", "init", "epochs",
+                                                          "qat_epochs", "learning_rate", "patience", "distill_alpha",
+                                                          "distill_temperature", "mode", "out", "n_boot")),
 }
 # Every flag this module defines is some command's (a new flag must be added to the commands that read it).
 _OURS = {name for command in COMMANDS.values() for name in command.flags}
