@@ -8,6 +8,9 @@ that run's files. The numbers they print are measurements, not thresholds.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,3 +180,17 @@ def test_bad_arguments_are_refused(stored) -> None:
         compress.compress(stored[0], BUDGET, "dense", calibration=np.zeros((2, 256, 1, 1), np.float32), finetune=None)
     with pytest.raises(ValueError, match="'stem' is not a stored PW layer"):
         compress.same_backbone(stored[0], "tiled", generated=["stem"])
+
+
+def test_cli_refuses_a_budget_too_small_in_one_line(stored, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hyper_tinypw_tf.cli", "compress", f"--model={stored[1]}", "--budget=1000",
+         "--task=mitdb_v", f"--records={','.join(RECORDS)}", f"--out={tmp_path}"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("hyper-tinypw compress: error:")]
+    assert len(errors) == 1
+    assert re.search(r"budget=1,000 bytes is too small for any tiled generator .* smallest feasible budget is "
+                     r"[\d,]+ bytes", errors[0])
+    assert not (tmp_path / "model_hyper.tflite").exists()
