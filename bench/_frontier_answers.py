@@ -8,7 +8,7 @@ point they need was not measured.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,8 @@ def aggregate(runs: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[di
         for metric in metrics:
             row[metric] = seed_stats([s["metrics"][metric] for s in seeds])
             row[f"{metric}_boot_ci"] = first["ci"].get(metric)  # the first seed's clustered bootstrap CI
+        row["best_epochs"] = [e for s in seeds for e in s.get("best_epochs", []) if e is not None]
+        row["hit_max"] = [bool(h) for s in seeds for h in s.get("hit_max", [])]
         rows.append(row)
     return sorted(rows, key=lambda r: (r["file_bytes"], r["point"]))
 
@@ -85,9 +87,16 @@ def answer_a(rows: Sequence[dict[str, Any]], metric: str = "macro_f1") -> dict[s
     return {"answer": yes, "kept": kept, "file_ratio": ratio, "seeds": n, "text": text}
 
 
+Paired = Callable[[str, str], "dict[str, Any] | None"]
+
+
 def answer_b(rows: Sequence[dict[str, Any]], metric: str = "macro_f1",
-             budgets: Sequence[int] = BUDGETS) -> list[dict[str, Any]]:
-    """(b): per file budget, the best hyper point against the best stored CNN and the best clustered+LUT."""
+             budgets: Sequence[int] = BUDGETS, paired: Paired | None = None) -> list[dict[str, Any]]:
+    """(b): per file budget, the best hyper point against the best stored CNN and the best clustered+LUT.
+
+    ``paired(a, b)``, when given, scores the two points on the same examples (the frontier's
+    ``paired_gap``): the answer then carries the paired difference and its 95% CI.
+    """
     out = []
     for budget in budgets:
         hyper = _best(rows, "hyper", budget, metric)
@@ -104,8 +113,12 @@ def answer_b(rows: Sequence[dict[str, Any]], metric: str = "macro_f1",
             gap = _mean(hyper, metric) - _mean(peer, metric)
             entry[f"beats_{kind}"] = bool(gap >= 0)
             entry[f"gap_{kind}"] = gap
+            pair = paired(hyper["point"], peer["point"]) if paired else None
+            entry[f"paired_{kind}"] = pair
+            ci = (f", paired {pair['difference']:+.3f} [{pair['ci'][0]:+.3f}, {pair['ci'][1]:+.3f}]"
+                  if pair else "")
             parts.append(f"vs {label} {peer['point']} ({peer['file_bytes']:,} B, {_mean(peer, metric):.3f}): "
-                         f"{'YES' if gap >= 0 else 'NO'}, {gap:+.3f}")
+                         f"{'YES' if gap >= 0 else 'NO'}, {gap:+.3f}{ci}")
         head = (f"best hyper {hyper['point']} ({hyper['file_bytes']:,} B, {_mean(hyper, metric):.3f})"
                 if hyper else "no hyper point")
         entry["text"] = f"(b) <= {budget // 1000} kB: {head}; " + "; ".join(parts)
@@ -140,9 +153,9 @@ def answer_c(rows: Sequence[dict[str, Any]], metric: str = "macro_f1") -> list[d
     return out
 
 
-def answers(rows: Sequence[dict[str, Any]], metric: str = "macro_f1") -> dict[str, Any]:
+def answers(rows: Sequence[dict[str, Any]], metric: str = "macro_f1", paired: Paired | None = None) -> dict[str, Any]:
     """The issue's three questions from aggregated points, each with its one-line text."""
-    return {"a": answer_a(rows, metric), "b": answer_b(rows, metric), "c": answer_c(rows, metric)}
+    return {"a": answer_a(rows, metric), "b": answer_b(rows, metric, paired=paired), "c": answer_c(rows, metric)}
 
 
 def answer_lines(result: dict[str, Any]) -> list[str]:
@@ -181,14 +194,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> st
     head = ["point", "kind", "file bytes", "SRAM boot", "SRAM stream",
             *(("M4 arena boot (measured)", "M4 arena stream (measured)") if fit else ()),
             "MACs/inference", "synthesis MACs", "seeds",
-            *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics), f"{metrics[0]} bootstrap CI (first seed)"]
+            *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics),
+            f"{metrics[0]} bootstrap CI (first seed) ± half-width", "best epoch (median; max hit)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         boot = r[f"{metrics[0]}_boot_ci"]
-        boot_text = "n/a" if not boot or None in boot else f"[{boot[0]:.3f}, {boot[1]:.3f}]"
+        boot_text = ("n/a" if not boot or None in boot else
+                     f"[{boot[0]:.3f}, {boot[1]:.3f}] ± {(boot[1] - boot[0]) / 2:.3f}")
+        epochs = r.get("best_epochs") or []
+        hits = r.get("hit_max") or []
+        epoch_text = (f"{float(np.median(epochs)):g} ({sum(hits)}/{len(hits)})" if epochs else "n/a")
         cells = [r["point"], r["kind"], f"{r['file_bytes']:,}", f"{r['sram_boot_bytes']:,}",
                  f"{r['sram_stream_bytes']:,}", *((_m4_cell(r, "boot"), _m4_cell(r, "stream")) if fit else ()),
                  f"{r['macs']:,}", f"{r['synthesis_macs']:,}",
-                 ",".join(map(str, r["seeds"])), *(_fmt(r[m]) for m in metrics), boot_text]
+                 ",".join(map(str, r["seeds"])), *(_fmt(r[m]) for m in metrics), boot_text, epoch_text]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -22,12 +22,13 @@ The data split is fixed (``--split_seed``); seeds vary initialization and shuffl
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +100,13 @@ def _low_rank(rank: int) -> dict[str, Any]:
 
 def _ecg_points() -> list[Point]:
     return [
+        Point("stored_28k", "stored", "28k", "stored", "stored CNN (28k preset)"),
         Point("stored_32k", "stored", "32k", "stored", "stored CNN (32k preset)"),
         Point("stored_64k", "stored", "64k", "stored", "stored CNN (64k preset)"),
         Point("stored_225k", "stored", "225k", "stored", "stored CNN (225k preset)"),
         Point("twin_64k", "stored", "64k", "twin", "stored twin of hyper 64k"),
         Point("twin_large", "stored", "large", "stored", "stored twin of hyper large"),
+        Point("hyper_28k", "hyper", "28k", "hyper", "hyper 28k, tiled t8 z4", twin=None),
         Point("hyper_32k", "hyper", "32k", "hyper", "hyper 32k, tiled t8 z4", twin=None),
         Point("hyper_64k", "hyper", "64k", "hyper", "hyper 64k, tiled t8 z4", twin="twin_64k"),
         Point("hyper_64k_kd", "hyper", "64k", "hyper", "hyper 64k, tiled t8 z4, KD from twin_64k",
@@ -202,17 +205,27 @@ def resolve_points(task: str, names: list[str]) -> list[Point]:
 # --- data -------------------------------------------------------------------------------------
 
 
-def load_data(task: str, data_dir: Path, split_seed: int, quick: bool, records: list[str] | None) -> tuple[Any, Any]:
-    """The task's datasets on the shared copy: patient-wise DS1 for MIT-BIH, a speaker split for KWS."""
+def load_data(task: str, data_dir: Path, split_seed: int, quick: bool, records: list[str] | None,
+              protocol: str = "patient_wise", fold: int = 0, rr_features: bool = False,
+              beat_template: bool = False) -> tuple[Any, Any]:
+    """The task's datasets on the shared copy: DS1 records for MIT-BIH (patient-wise or fold ``fold`` of
+    ``cv:K``), speakers for KWS (a seeded split, or fold ``fold``); KWS training clips are augmented."""
     from hyper_tinypw_tf import data
+    from hyper_tinypw_tf.data import speech_commands
 
     kwargs: dict[str, Any] = {}
+    cv = protocol.startswith("cv:")
     if task == "speech_commands":
-        kwargs["split"] = KWS_SPLIT
+        kwargs["augment"] = speech_commands.Augment()
+        if cv:
+            kwargs.update(protocol=protocol, fold=fold)
+        else:
+            kwargs["split"] = KWS_SPLIT
         if quick:
             data_dir = _kws_subset(data_dir, 8)
     else:
-        kwargs.update(protocol="patient_wise")
+        kwargs.update(protocol=protocol, rr_features=rr_features, beat_template=beat_template,
+                      **({"fold": fold} if cv else {}))
         if records or quick:
             kwargs["records"] = list(records or QUICK_RECORDS)
     return data.load(task, data_dir, batch_size=64, seed=split_seed, **kwargs)
@@ -251,14 +264,24 @@ class Context:
     metrics: tuple[str, ...]
     log: Any = print
     learning_rate: float | None = None  # None: the main job's (pipeline.RunConfig)
+    patience: int = 8
+    fold: int | None = None  # cv:K: this context's fold; None: one patient-wise/speaker split
+    schedule: dict[str, Any] = field(default_factory=dict)  # RunConfig overrides (--schedule, --monitor, ...)
 
 
 def _config(ctx: Context, seed: int, distill: bool = False) -> Any:
+    """The main job's schedule for every point: cosine with warmup, early stopping on validation macro-F1."""
     from hyper_tinypw_tf import pipeline
 
     rate = {} if ctx.learning_rate is None else {"learning_rate": ctx.learning_rate}
     return pipeline.RunConfig(epochs=ctx.epochs, qat_epochs=ctx.qat_epochs, seed=seed, distill=distill,
-                              patience=max(3, ctx.epochs), **rate)
+                              patience=ctx.patience, **rate, **ctx.schedule)
+
+
+def folder(point: str, seed: int, ctx: Context) -> Path:
+    """Where one (point, seed) run keeps its files: ``OUT/POINT/seedS`` and, under cv:K, ``/foldF`` below it."""
+    base = ctx.out / point / f"seed{seed}"
+    return base if ctx.fold is None else base / f"fold{ctx.fold}"
 
 
 def _build(point: Point, ctx: Context) -> Any:
@@ -281,10 +304,15 @@ def _calibration(ctx: Context, n: int = 256) -> np.ndarray:
 
 
 def _train_float(point: Point, seed: int, ctx: Context) -> Path:
-    """Train (or reuse) the float model of a stored or hyper point; returns its .keras path."""
-    from hyper_tinypw_tf import pipeline, training
+    """Train (or reuse) the float model of a stored or hyper point; returns its .keras path.
 
-    path = ctx.out / point.name / f"seed{seed}" / "model.keras"
+    Training checkpoints every epoch (``checkpoints/``), so a killed run resumes mid-training with the
+    numbers of one never killed; its learning curve goes to ``curve.json``.
+    """
+    from hyper_tinypw_tf import pipeline, training
+    from hyper_tinypw_tf.export import api
+
+    path = folder(point.name, seed, ctx) / "model.keras"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +320,9 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     model = _build(point, ctx)
     teacher = _teacher(point, seed, ctx)
     config = _config(ctx, seed, distill=teacher is not None)
-    pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate, None, teacher)
+    curve = pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate,
+                               path.parent / "checkpoints", teacher)
+    api.write_atomic(path.parent / "curve.json", json.dumps(curve, indent=2) + "\n")
     tmp = path.with_name(".model.partial.keras")
     model.save(tmp)
     os.replace(tmp, path)
@@ -313,9 +343,9 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
     from hyper_tinypw_tf import clustering, pipeline, quantization, training
     from hyper_tinypw_tf.export import api, convert, peers, slim
 
-    folder = ctx.out / point.name / f"seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    output = folder / "model.tflite"
+    where = folder(point.name, seed, ctx)
+    where.mkdir(parents=True, exist_ok=True)
+    output = where / "model.tflite"
     if point.kind == "lut":
         base = points[point.base]  # type: ignore[index]
         float_model = pipeline.load_model(_train_float(base, seed, ctx))
@@ -323,7 +353,8 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
             training.set_seed(seed)
             wrapped = clustering.cluster_pointwise(float_model, point.clusters)
             config = _config(ctx, seed)
-            pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10, None)
+            pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10,
+                               where / "checkpoints_cluster")
             folded = convert.convert_model(clustering.strip(wrapped), representative_data=_calibration(ctx))
             compressed = peers.lut_compress(folded, peers.bits_for_clusters(point.clusters))
             # The same zero-point slimming as the stored and hyper files (TFLM runs it unchanged).
@@ -336,31 +367,55 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         if ctx.qat_epochs > 0:
             teacher = _teacher(point, seed, ctx)
             config = _config(ctx, seed, distill=teacher is not None)
-            pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10, None,
-                               teacher)
+            pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10,
+                               where / "checkpoints_qat", teacher)
         fmt = api.HYPER if point.kind == "hyper" else api.FOLDED
         # Stored files get the hyper files' zero-point layout, so a byte difference is the method's.
         api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == api.FOLDED))
     return output, float_model
 
 
+def _scores(model_file: Path, ctx: Context) -> Any:
+    """The file's test predictions in TFLM (a hyper file through the HyperTinyPW op) with its validation-tuned
+    decision rule, as ``crossval.FoldScores``; the logits are kept in ``scores.npz`` beside the file."""
+    from hyper_tinypw_tf import crossval, pipeline
+    from hyper_tinypw_tf.export import api
+
+    cache = model_file.with_name("scores.npz")
+    if not cache.exists():
+        predict, _ = pipeline.predictor(model_file)
+        arrays = {}
+        for split in ("val", "test"):
+            x, y = pipeline.inputs_and_labels(ctx.datasets[split])
+            arrays[f"{split}_logits"], arrays[f"{split}_labels"] = predict(x), y
+        arrays["test_groups"] = np.asarray(ctx.info.groups["test"]).astype(str)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        api.write_atomic(cache, buffer.getvalue())
+    with np.load(cache) as z:
+        return crossval.FoldScores.from_logits(ctx.fold or 0, z["test_logits"], z["test_labels"], z["test_groups"],
+                                               z["val_logits"], z["val_labels"])
+
+
 def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
-    """Train, export and score one point at one seed; cached in ``result.json``."""
+    """Train, export and score one point at one seed (on one fold under cv:K); cached in ``result.json``."""
     from hyper_tinypw_tf import accounting, pipeline
 
-    result_path = ctx.out / point.name / f"seed{seed}" / "result.json"
+    result_path = folder(point.name, seed, ctx) / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
     start = time.monotonic()
     model_file, float_model = _model_file(point, seed, ctx, points)
     data = model_file.read_bytes()
-    report = pipeline.evaluate_model(model_file, lambda: (ctx.datasets, ctx.info), "test", ctx.n_boot, seed)
+    report = _scores(model_file, ctx).evaluate(ctx.info.class_names, ctx.n_boot, seed).to_json_dict()
     runnable, expanded = pipeline.tflm_runnable(data)
     arena = pipeline.tflm_arena_bytes(runnable)
     bill = accounting.runtime_bill(float_model)
+    curve_path = folder(point.kind == "lut" and point.base or point.name, seed, ctx) / "curve.json"
+    curve = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     result = {
         "point": point.name, "kind": point.kind, "label": point.label, "twin": point.twin, "seed": seed,
-        "file": str(model_file), "file_bytes": len(data),
+        "fold": ctx.fold, "file": str(model_file), "file_bytes": len(data),
         # Boot/lazy: the arena plus every generated kernel cached; stream: plus the largest kernel's buffer.
         "tflm_arena_bytes": arena,
         "sram_boot_bytes": arena + (bill.cached_kernel_bytes if expanded else 0),
@@ -368,14 +423,59 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
         "macs": bill.inference_macs, "synthesis_macs": bill.synthesis_macs,
         "metrics": {m: report["metrics"].get(m) for m in ctx.metrics},
         "ci": {m: report["ci"].get(m) for m in ctx.metrics},
+        "per_class": report["per_class"],
+        "best_epochs": [curve["best_epoch"]] if curve else [],
+        "hit_max": [bool(curve["hit_max"])] if curve else [],
         "seconds": round(time.monotonic() - start, 1),
     }
     from hyper_tinypw_tf.export import api
 
     api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
-    ctx.log(f"{point.name} seed {seed}: {len(data):,} B, "
+    ctx.log(f"{point.name} seed {seed}" + (f" fold {ctx.fold}" if ctx.fold is not None else "")
+            + f": {len(data):,} B, "
             + ", ".join(f"{m}={result['metrics'][m]:.3f}" for m in ctx.metrics if result["metrics"][m] is not None)
+            + (f", best epoch {curve['best_epoch']}/{curve['max_epochs']}" if curve else "")
             + f" ({result['seconds']:.0f} s)")
+    return result
+
+
+def pooled_scores(point: str, seed: int, ctxs: list[Context]) -> Any:
+    """A (point, seed)'s test predictions of every fold pooled (``crossval.pool``): each record or speaker once."""
+    from hyper_tinypw_tf import crossval
+
+    return crossval.pool([_scores(folder(point, seed, c) / "model.tflite", c) for c in ctxs])
+
+
+def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, Point]) -> dict[str, Any]:
+    """Under cv:K: the point at one seed on every fold, then scored once on the pooled out-of-fold predictions.
+
+    Cached in ``OUT/POINT/seedS/result.json``; each fold is cached on its own, so a stopped run continues
+    at the first fold not done.
+    """
+    from hyper_tinypw_tf.export import api
+
+    ctx = ctxs[0]
+    result_path = ctx.out / point.name / f"seed{seed}" / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    folds = [run_point(point, seed, c, points) for c in ctxs]
+    report = pooled_scores(point.name, seed, ctxs).evaluate(ctx.info.class_names, ctx.n_boot, seed).to_json_dict()
+    result = {
+        **{k: folds[0][k] for k in ("point", "kind", "label", "twin", "seed", "file", "macs", "synthesis_macs")},
+        "fold": None, "folds": len(folds),
+        **{k: max(f[k] for f in folds) for k in ("file_bytes", "tflm_arena_bytes", "sram_boot_bytes",
+                                                 "sram_stream_bytes")},
+        "metrics": {m: report["metrics"].get(m) for m in ctx.metrics},
+        "ci": {m: report["ci"].get(m) for m in ctx.metrics},
+        "per_class": report["per_class"], "n_test": report["n_examples"], "n_groups": report["n_groups"],
+        "fold_metrics": [f["metrics"] for f in folds],
+        "best_epochs": [e for f in folds for e in f["best_epochs"]],
+        "hit_max": [h for f in folds for h in f["hit_max"]],
+        "seconds": round(sum(f["seconds"] for f in folds), 1),
+    }
+    api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+    ctx.log(f"{point.name} seed {seed}, {len(folds)} folds pooled: "
+            + ", ".join(f"{m}={result['metrics'][m]:.3f}" for m in ctx.metrics if result["metrics"][m] is not None))
     return result
 
 
@@ -389,13 +489,13 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     from hyper_tinypw_tf.export import format as fmt
     from tflm_harness import fit
 
-    folder = ctx.out / point.name / f"seed{seed}"
-    path = folder / "fit.json"
+    where = folder(point.name, seed, ctx)
+    path = where / "fit.json"
     if path.exists():
         return json.loads(path.read_text())
     modes = (fmt.MODE_BOOT, fmt.MODE_STREAM) if point.kind == "hyper" else None
     try:
-        report = fit.fit((folder / "model.tflite").read_bytes(), name=f"{point.name}/seed{seed}", modes=modes)
+        report = fit.fit((where / "model.tflite").read_bytes(), name=f"{point.name}/seed{seed}", modes=modes)
         measured: dict[str, Any] = {row.mode: {"sram_bytes": row.sram_bytes, "fits_nano": row.fits,
                                                "inference_instructions": row.inference_instructions,
                                                "setup_instructions": row.setup_instructions}
@@ -452,6 +552,7 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path, title: str) -> Non
 def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args: argparse.Namespace,
             metrics: tuple[str, ...], wall: float, info: Any, plot_path: Path, bench_path: Path, note: str) -> str:
     """The BENCHMARKS.md section: command, setting, table, answers, the plot."""
+    cv = args.protocol.startswith("cv:")
     clips = {s: int(sum(c.values())) for s, c in info.counts.items()}
     records = info.notes.get("records")
     lines = [
@@ -461,15 +562,26 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
         f"Machine: {machine_line()} (shared with other jobs while it ran); "
         + (f"time {wall / 60:.1f} min, the sum of the points' own times (train, export, TFLM evaluation)  "
            if args.collect else f"wall time {wall / 60:.1f} min.  "),
-        f"Setting: {args.epochs} epoch(s) at learning rate {_rate(args)} + {args.qat_epochs} QAT epoch(s) "
-        f"at a tenth of it per model (clustered points: 1 "
-        f"clustering fine-tune epoch from the trained stored model, then post-training INT8 and LUT), seeds "
-        f"{args.seeds}, data split seed {args.split_seed}; examples per split {clips}"
-        + (f"; records {records}" if records else "") + ".  ",
-        "Every metric is measured on the exported `.tflite` in the TFLM Python interpreter (hyper files expanded "
-        "on the host). SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
+        f"Setting: protocol {args.protocol}"
+        + (" (fold i trains on K−2 folds, stops early and tunes thresholds on fold i+1, is tested on fold i; "
+           "the K test folds are pooled, so every record or speaker is tested once)" if cv else "")
+        + f"; at most {args.epochs} epochs, {args.schedule} schedule"
+        + (" with 1 warmup epoch" if args.schedule == "cosine" else "") + f" at {_rate(args)}, early "
+        f"stopping on {args.monitor} (patience {args.patience}), class weights (1/frequency)^"
+        f"{args.class_weight_power:g}, + {args.qat_epochs} QAT epoch(s) at a "
+        f"tenth of the rate (clustered points: 1 clustering fine-tune epoch from the trained stored model, then "
+        f"post-training INT8 and LUT); seeds {args.seeds}; "
+        + ("RR features on; " if args.rr_features and args.task != "speech_commands" else "")
+        + ("beat-minus-record-template channel on; " if args.beat_template and args.task != "speech_commands" else "")
+        + ("training clips augmented (time shift, background noise); " if args.task == "speech_commands" else "")
+        + f"examples per split {'(fold 0) ' if cv else ''}{clips}"
+        + (f"; records {records}" if records and not cv else "") + ".  ",
+        "Every metric is measured on the exported `.tflite` in TFLM (hyper files through the HyperTinyPW op in "
+        "the host runner). SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
         "generated kernel's buffer. CI columns: 95% t-interval of the mean over seeds (needs ≥ 2 seeds), and the "
-        "first seed's clustered bootstrap CI over records/speakers.",
+        "first seed's clustered bootstrap CI over records/speakers of the pooled predictions, with its half-width. "
+        "Best epoch: median over folds and seeds of the epoch early stopping kept; 'max hit': runs whose best "
+        "epoch was the last allowed (not converged).",
     ]
     if note:
         lines += ["", note]
@@ -497,7 +609,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="work folder (default /tmp/frontier_<task>)")
     parser.add_argument("--points", default="", help="comma-separated point names (default: the task's set)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--protocol", default="cv:5",
+                        help="cv:K (every record or speaker tested once, predictions pooled) or patient_wise")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="the maximum; early stopping on validation macro-F1 (--patience) ends most runs first")
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--rr_features", action=argparse.BooleanOptionalAction, default=None,
+                        help="MIT-BIH: RR-interval channels (default: on for mitdb_aami)")
+    parser.add_argument("--beat_template", action=argparse.BooleanOptionalAction, default=None,
+                        help="MIT-BIH: each beat minus its record's median beat as a channel (default: on for AAMI)")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    parser.add_argument("--monitor", choices=("val_macro_f1", "val_loss"), default="val_macro_f1")
+    parser.add_argument("--class_weight_power", type=float, default=0.5,
+                        help="class weights (1/frequency)**power: 1 = inverse frequency, 0.5 = its square root")
     parser.add_argument("--qat_epochs", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=None,
                         help="Adam's rate for the float training (default: the main job's)")
@@ -513,12 +637,53 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train nothing: report the (point, seed) results already in --out (a cut-short run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.epochs, args.qat_epochs, args.n_boot = 1, 1, 0, 50
+        args.seeds, args.epochs, args.qat_epochs, args.n_boot, args.protocol = 1, 1, 0, 50, "cv:3"
         args.points = args.points or ",".join(QUICK_POINTS[args.task])
+    if args.rr_features is None:
+        args.rr_features = args.task == "mitdb_aami"
+    if args.beat_template is None:
+        args.beat_template = args.task == "mitdb_aami"
     args.points = args.points or ",".join(DEFAULT_POINTS[args.task])
     args.data_dir = args.data_dir or DATA / ("speech_commands" if args.task == "speech_commands" else "mitdb")
     args.out = args.out or Path("/tmp") / f"frontier_{args.task}{'_quick' if args.quick else ''}"
     return args
+
+
+def contexts(args: argparse.Namespace) -> list[Context]:
+    """One context per fold under cv:K (each with its fold's data), else one for the single split."""
+    from hyper_tinypw_tf.data import splits
+
+    k = splits.parse_cv(args.protocol)
+    records = [r for r in args.records.split(",") if r] or None
+    out = []
+    for fold in range(k) if k else (None,):
+        datasets, info = load_data(args.task, args.data_dir, args.split_seed, args.quick, records, args.protocol,
+                                   fold or 0, args.rr_features, args.beat_template)
+        schedule = {"schedule": args.schedule, "monitor": args.monitor, "class_weight_power": args.class_weight_power}
+        out.append(Context(args.task, datasets, info, args.out, args.epochs, args.qat_epochs, args.n_boot,
+                           metrics_for(args.task), log=lambda s: print(s, flush=True),
+                           learning_rate=args.learning_rate, patience=args.patience, fold=fold, schedule=schedule))
+    return out
+
+
+def paired_gap(ctxs: list[Context], seeds: int) -> Any:
+    """``gap(a, b)``: point a − point b in the first metric over the seeds both have, paired (same examples,
+    each resample scores both, every seed's predictions of a drawn group included), with its 95% CI."""
+    from hyper_tinypw_tf import crossval
+
+    def gap(a: str, b: str) -> dict[str, Any] | None:
+        both = [s for s in range(seeds) if all((ctxs[0].out / p / f"seed{s}" / "result.json").exists() for p in (a, b))]
+        if not both:
+            return None
+        if ctxs[0].fold is None:
+            stacked = {p: crossval.stack([_scores(folder(p, s, ctxs[0]) / "model.tflite", ctxs[0]) for s in both])
+                       for p in (a, b)}
+        else:
+            stacked = {p: crossval.stack([pooled_scores(p, s, ctxs) for s in both]) for p in (a, b)}
+        d = crossval.paired(stacked[a], stacked[b], ctxs[0].n_boot, 0)[ctxs[0].metrics[0]]
+        return {"difference": d.difference, "ci": list(d.ci), "seeds": both}
+
+    return gap
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -528,30 +693,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.monotonic()
     points = resolve_points(args.task, [p for p in args.points.split(",") if p])
     by_name = {p.name: p for p in points}
-    datasets, info = load_data(args.task, args.data_dir, args.split_seed, args.quick,
-                               [r for r in args.records.split(",") if r] or None)
-    metrics = metrics_for(args.task)
-    ctx = Context(args.task, datasets, info, args.out, args.epochs, args.qat_epochs, args.n_boot, metrics,
-                  log=lambda s: print(s, flush=True), learning_rate=args.learning_rate)
+    ctxs = contexts(args)
+    ctx = ctxs[0]
+    metrics = ctx.metrics
     if args.collect:
         found = (ctx.out / p.name / f"seed{seed}" / "result.json" for seed in range(args.seeds) for p in points)
         runs = [json.loads(path.read_text()) for path in found if path.exists()]
         if not runs:
             raise SystemExit(f"frontier: --collect found no result.json under {ctx.out}")
-    else:
+    elif ctx.fold is None:
         runs = [run_point(p, seed, ctx, by_name) for seed in range(args.seeds) for p in points]
+    else:  # seeds outermost: every point's first seed on all folds before any second seed
+        runs = [run_pooled(p, seed, ctxs, by_name) for seed in range(args.seeds) for p in points]
+    info = ctx.info
     rows = answers_mod.aggregate(runs, metrics)
     for row in rows:
         row["kind"] = by_name[row["point"]].report_kind
     if args.fit:
         for row in rows:
             row["m4"] = measure_fit(by_name[row["point"]], row["seeds"][0], ctx)
-    result = answers_mod.answers(rows, metrics[0])
+    result = answers_mod.answers(rows, metrics[0], paired=paired_gap(ctxs, args.seeds))
     wall = sum(float(r["seconds"]) for r in runs) if args.collect else time.monotonic() - start
     name = f"frontier_{args.task}" + (f"_{args.tag}" if args.tag else "")
     plot_path = (args.out if args.quick else ROOT / "docs") / f"{name}.png"
     bench_path = args.out / "BENCHMARKS.md" if args.quick else BENCHMARKS_PATH
-    title = f"{args.task}: {metrics[0]} vs file bytes ({args.seeds} seed(s), {args.epochs} epoch(s))"
+    title = f"{args.task}: {metrics[0]} vs file bytes ({args.seeds} seed(s), {args.protocol}, <= {args.epochs} epochs)"
     plot(rows, metrics[0], plot_path, title)
     body = section(args.task, rows, result, args, metrics, wall, info, plot_path, bench_path, args.note)
     write_section(name, body, bench_path)

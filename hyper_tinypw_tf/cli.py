@@ -94,9 +94,14 @@ flags.DEFINE_string(
     "official test speakers only, so use e.g. speakers:15,15 there) or all (everything is test data).",
 )
 flags.DEFINE_bool(
-    "rr_features", False,
+    "rr_features", None,
     "MIT-BIH only: add pre-RR, post-RR and local-mean RR (each over the record's mean RR) as three input "
-    "channels beside the waveform window.",
+    "channels beside the waveform window (default: on for mitdb_aami; --norr_features turns it off).",
+)
+flags.DEFINE_bool(
+    "beat_template", None,
+    "MIT-BIH only: add each beat minus its record's median beat as an input channel, the per-patient "
+    "normalization inter-patient beat classification needs (default: on for mitdb_aami).",
 )
 
 # The Cortex-M4 target's tools and the Debian packages that hold them (tools/install_system_deps.sh installs them).
@@ -130,13 +135,19 @@ def _task_kwargs() -> dict[str, Any]:
             extra["fold"] = FLAGS.fold
     if spec.takes(tasks.KWS_SPLIT):
         extra["split"] = FLAGS.kws_split
-    if FLAGS.rr_features:
-        extra["rr_features"] = True
+    extra.update({flag: True for flag, on in _input_channels().items() if on})
     return extra
 
 
-def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
+def _input_channels() -> dict[str, bool]:
+    """The input-channel flags in force for the task (given, else the task's default)."""
+    return _spec().input_channels({flag: FLAGS[flag].value for flag in tasks.INPUT_CHANNELS})
+
+
+def _load_data(shuffle_train: bool = False, fold: int | None = None) -> tuple[dict[str, Any], Any]:
     """Datasets per split and metadata; every split in a fixed order (val/test aligned with info.groups).
+
+    ``fold`` overrides ``--fold`` under ``--protocol=cv:K`` (``main`` runs every fold).
 
     ``training.fit`` shuffles the training set per epoch from (seed, epoch), which a pre-shuffled set would
     undo: its order would then depend on the process, and a resumed run would see other batches.
@@ -145,9 +156,12 @@ def _load_data(shuffle_train: bool = False) -> tuple[dict[str, Any], Any]:
 
     # Progress bars for a person at a terminal; none in logs and captured output.
     options = data.LoadOptions(quiet=not sys.stderr.isatty())
+    extra = _task_kwargs()
+    if fold is not None:
+        extra["fold"] = fold
     return data.load(
         FLAGS.task, _data_dir(), options, batch_size=FLAGS.batch_size, seed=FLAGS.seed, shuffle_train=shuffle_train,
-        **_task_kwargs(),
+        **extra,
     )
 
 
@@ -300,7 +314,7 @@ def _signature(path: Path, flag: str) -> tuple[tuple[int, ...], int]:
 
 
 def _check_fits_task(flag: str, path: str | Path, input_shape: tuple[int, ...], classes: int) -> None:
-    problem = tasks.mismatch(_spec(), input_shape, classes, FLAGS.rr_features)
+    problem = tasks.mismatch(_spec(), input_shape, classes, **_input_channels())
     if problem:
         raise ValueError(f"--{flag}={path} {problem}")
 
@@ -415,7 +429,7 @@ def cmd_main() -> None:
     """The README's main job: the hyper model beside the stored CNN of the same budget, one table."""
     from hyper_tinypw_tf import pipeline
 
-    pipeline.MainJob(FLAGS.out, _run_config(), _load_data).run()
+    pipeline.run_main(FLAGS.out, _run_config(), lambda fold: _load_data(fold=fold), FLAGS.protocol)
 
 
 def cmd_evaluate() -> None:
@@ -593,7 +607,7 @@ def validate_main() -> None:
     if FLAGS.distill and FLAGS.teacher:
         _check_fits_task("teacher", FLAGS.teacher, *_signature(Path(FLAGS.teacher), "teacher"))
     for path in _stage_files(Path(FLAGS.out)):  # a resumed run must be of the same task
-        problem = tasks.mismatch(_spec(), *_signature(path, "out"), FLAGS.rr_features)
+        problem = tasks.mismatch(_spec(), *_signature(path, "out"), **_input_channels())
         if problem:
             raise ValueError(f"--out={FLAGS.out} holds {path} from an earlier run, which {problem}")
     _check_out_dir()
@@ -620,7 +634,7 @@ def validate_export() -> None:
     if _calibrates():
         _check_data()
     else:
-        for flag in ("records", "protocol", "kws_split", "rr_features", "batch_size", "seed"):
+        for flag in ("records", "protocol", "kws_split", "rr_features", "beat_template", "batch_size", "seed"):
             if FLAGS[flag].present:
                 raise ValueError(f"--{flag} applies to calibration data, which needs --task or --data_dir")
     if FLAGS.output:
@@ -713,7 +727,8 @@ def cmd_compress() -> None:
 
 # ---- the command table: what each command runs and the flags it takes ----
 
-_DATA = ("task", "data_dir", "batch_size", "seed", "records", "protocol", "kws_split", "rr_features")
+_DATA = ("task", "data_dir", "batch_size", "seed", "records", "protocol", "kws_split", "rr_features",
+         "beat_template")
 _TRAINING = ("learning_rate", "patience", "loss", "focal_gamma", "class_weights", "distill", "teacher",
              "distill_alpha", "distill_temperature")
 

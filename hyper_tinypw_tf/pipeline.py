@@ -43,6 +43,9 @@ TWIN = "twin"  # the hyper model's backbone with stored PW layers: the distillat
 FILE_FORMAT = {"stored": "folded", "hyper": "hyper"}
 HEADLINE = ("macro_f1", "balanced_accuracy", "roc_auc")
 SPLITS = ("test", "val", "all")
+# A clustered bootstrap over fewer groups resamples a handful of records: the percentile interval collapses onto
+# whichever record dominates (the README's old default printed [0.500, 1.000] from 3 records).
+MIN_TRUSTED_GROUPS = 10
 LoadData = Callable[[], tuple[dict[str, Any], Any]]
 
 
@@ -51,10 +54,13 @@ class RunConfig:
     """Everything the main job needs besides the data: the same schedule for both models."""
 
     preset: str = "64k"
-    epochs: int = 4
+    epochs: int = 4  # the maximum: early stopping on validation macro-F1 usually ends training first
     qat_epochs: int = 1
-    learning_rate: float = 2e-3
+    learning_rate: float = 2e-3  # the peak of the cosine schedule
     patience: int = 3
+    schedule: str = "cosine"  # training.SCHEDULES: linear warmup, then cosine decay to 0 at the last epoch
+    warmup_epochs: int = 1
+    monitor: str = "val_macro_f1"  # training.MONITORS
     seed: int = 0
     n_boot: int = 1000
     mode: str = "boot"
@@ -62,6 +68,7 @@ class RunConfig:
     loss: str = "ce"
     focal_gamma: float = 2.0
     class_weights: bool = True
+    class_weight_power: float = 0.5  # training.balanced_class_weight: 1 = inverse frequency, 0.5 = its square root
     distill: bool = False
     teacher: str | None = None
     distill_alpha: float = 0.7
@@ -102,23 +109,31 @@ class EpochLine(keras.callbacks.Callback):
 def fit_model(
     model: Any, datasets: dict[str, Any], info: Any, config: RunConfig, epochs: int, learning_rate: float,
     checkpoint_dir: str | Path | None, teacher: Any = None,
-) -> None:
-    """``training.fit`` with the run's switches: loss (CE or focal), class weights, distillation from ``teacher``."""
+) -> dict[str, Any]:
+    """``training.fit`` with the run's switches: loss (CE or focal), class weights, distillation from ``teacher``,
+    schedule and early-stopping monitor. Returns the run's ``training.learning_curve``.
+
+    A short run (QAT's one or two epochs) keeps a constant rate: a warmup would take all of it.
+    """
     from hyper_tinypw_tf import losses, training
 
     verbose, log_callbacks = fit_logging(epochs)
+    warmup = config.warmup_epochs if epochs > config.warmup_epochs + 1 else 0
     train_config = training.TrainConfig(
         epochs=epochs, learning_rate=learning_rate, patience=config.patience, seed=config.seed,
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), verbose=verbose,
+        schedule=config.schedule if epochs > 2 else "constant", warmup_epochs=warmup, monitor=config.monitor,
     )
     weights = None
     if config.class_weights:
-        weights = training.balanced_class_weight(inputs_and_labels(datasets["train"])[1], info.num_classes)
+        weights = training.balanced_class_weight(inputs_and_labels(datasets["train"])[1], info.num_classes,
+                                                 config.class_weight_power)
     target = model
     if teacher is not None:
         target = losses.Distiller(model, teacher, config.distill_alpha, config.distill_temperature)
-    training.fit(target, datasets["train"], datasets["val"], train_config, class_weight=weights,
-                 loss=losses.get(config.loss, config.focal_gamma), callbacks=log_callbacks)
+    history = training.fit(target, datasets["train"], datasets["val"], train_config, class_weight=weights,
+                           loss=losses.get(config.loss, config.focal_gamma), callbacks=log_callbacks)
+    return training.learning_curve(history, train_config)
 
 
 def build_model(preset: str, info: Any, train: Iterable[Any], side: str) -> Any:
@@ -262,17 +277,6 @@ def inputs_and_labels(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
 
-def _threshold(val_scores: np.ndarray | None, val_labels: np.ndarray | None, num_classes: int) -> Any:
-    """Binary tasks: tuned on validation scores when there are any, else a fixed 0.5; multi-class: none."""
-    from hyper_tinypw_tf import evaluation
-
-    if num_classes != 2:
-        return None
-    if val_scores is None or val_labels is None or len(val_labels) == 0 or len(set(val_labels.tolist())) < 2:
-        return evaluation.Threshold.fixed(0.5)
-    return evaluation.tune_threshold(val_scores, val_labels)
-
-
 # --- evaluate ---------------------------------------------------------------------------------
 
 
@@ -322,7 +326,7 @@ def evaluate_model(
     if split == "test" and info.num_classes == 2 and "val" in datasets:
         vx, val_labels = inputs_and_labels(datasets["val"])
         val_scores = evaluation.softmax(predict(vx)) if len(val_labels) else None
-    threshold = _threshold(val_scores, val_labels, info.num_classes)
+    threshold = evaluation.decision_threshold(val_scores, val_labels, info.num_classes)
     report = evaluation.evaluate(
         scores, y, groups, threshold=threshold, class_names=info.class_names, n_boot=n_boot, seed=seed,
         task=f"{info.task} ({split})",
@@ -365,8 +369,11 @@ class MainJob:
 
     def _fit(self, model: Any, side: str, data: tuple[dict[str, Any], Any], epochs: int, learning_rate: float,
              checkpoints: str) -> None:
+        """Train, and write the learning curve beside the checkpoints (``<checkpoints>.json``)."""
         teacher = self.teacher() if side == "hyper" and self.config.distill else None
-        fit_model(model, data[0], data[1], self.config, epochs, learning_rate, self.path(side, checkpoints), teacher)
+        curve = fit_model(model, data[0], data[1], self.config, epochs, learning_rate, self.path(side, checkpoints),
+                          teacher)
+        _write_atomic(self.path(side, f"{checkpoints}.json"), json.dumps(curve, indent=2) + "\n")
 
     def train(self, side: str) -> None:
         """Train the float model of ``side`` (same seed and schedule for every side)."""
@@ -455,8 +462,8 @@ class MainJob:
         np.savez(tmp, **arrays)
         os.replace(tmp, output)
 
-    def run(self) -> dict[str, Any]:
-        """All stages for both sides, then the comparison (always recomputed: it is cheap)."""
+    def stages(self) -> dict[str, Path]:
+        """Train, QAT, export and evaluate both sides (each stage skipped when its file exists); the files."""
         self.out.mkdir(parents=True, exist_ok=True)
         files = {}
         if self.config.distill and not self.config.teacher:
@@ -466,33 +473,80 @@ class MainJob:
             self.qat(side)
             files[side] = self.export(side)
             self.evaluate(side, files[side])
-        summary = compare(self.out, files, self.config)
-        _write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        self.print(comparison_table(summary))
-        return summary
+        return files
+
+    def run(self) -> dict[str, Any]:
+        """All stages for both sides, then the comparison (always recomputed: it is cheap)."""
+        return _summarize(self.out, [(self.out, self.stages())], self.config, self.print)
 
 
-def _side_summary(npz: Any, model_file: Path, config: RunConfig) -> tuple[dict[str, Any], Any, Any]:
-    """One side's numbers from its tflm.npz; returns (summary, test scores, threshold)."""
-    from hyper_tinypw_tf import evaluation
+class CrossValidatedJob:
+    """The main job under ``cv:K``: one :class:`MainJob` per fold in ``out/fold<i>/``, then one pooled comparison.
 
-    classes = [str(c) for c in npz["class_names"]]
-    val_scores = evaluation.softmax(npz["val_logits"])
-    test_scores = evaluation.softmax(npz["test_logits"])
-    threshold = _threshold(val_scores, npz["val_labels"], len(classes))
-    report = evaluation.evaluate(
-        test_scores, npz["test_labels"], npz["test_groups"], threshold=threshold, class_names=classes,
-        n_boot=config.n_boot, seed=config.seed,
-    )
+    Every record or speaker is tested once, by the fold model that never saw it; the two sides share
+    folds and seed, so their differences are paired over all of them (``crossval.paired``).
+    """
+
+    def __init__(self, out: str | Path, config: RunConfig, load_fold: Callable[[int], tuple[dict[str, Any], Any]],
+                 folds: int, print_fn: Callable[[str], None] = print) -> None:
+        self.out = Path(out)
+        self.config = config
+        self.load_fold = load_fold
+        self.folds = folds
+        self.print = print_fn
+
+    def fold_job(self, fold: int) -> MainJob:
+        return MainJob(self.out / f"fold{fold}", self.config, lambda: self.load_fold(fold), self.print)
+
+    def run(self) -> dict[str, Any]:
+        done = []
+        for fold in range(self.folds):
+            self.print(f"--- fold {fold + 1} of {self.folds}")
+            job = self.fold_job(fold)
+            done.append((job.out, job.stages()))
+        return _summarize(self.out, done, self.config, self.print)
+
+
+def run_main(out: str | Path, config: RunConfig, load_fold: Callable[[int | None], tuple[dict[str, Any], Any]],
+             protocol: str, print_fn: Callable[[str], None] = print) -> dict[str, Any]:
+    """The main job for ``protocol``: one split (``load_fold(None)``), or K folds pooled under ``cv:K``."""
+    from hyper_tinypw_tf.data import splits
+
+    k = splits.parse_cv(protocol)
+    if k is None:
+        return MainJob(out, config, lambda: load_fold(None), print_fn).run()
+    return CrossValidatedJob(out, config, load_fold, k, print_fn).run()
+
+
+def _summarize(out: Path, folds: list[tuple[Path, dict[str, Path]]], config: RunConfig,
+               print_fn: Callable[[str], None]) -> dict[str, Any]:
+    summary = compare(folds, config)
+    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print_fn(comparison_table(summary))
+    return summary
+
+
+def _fold_scores(npz: Any, fold: int) -> Any:
+    from hyper_tinypw_tf import crossval
+
+    return crossval.FoldScores.from_logits(fold, npz["test_logits"], npz["test_labels"], npz["test_groups"],
+                                           npz["val_logits"], npz["val_labels"])
+
+
+def _side_summary(npz: Any, model_files: list[Path], report: Any) -> dict[str, Any]:
+    """One side's numbers: bytes of its files (the largest fold's), its bill from ``npz`` (any fold's: the
+    same backbone), and ``report``, the evaluation of its pooled test predictions."""
     if "op_arena_used_bytes" in npz.files:  # measured through the HyperTinyPW op: its arena holds the kernels
         sram, source = int(npz["op_arena_used_bytes"]), "arena through the HyperTinyPW op"
     elif bool(npz["expanded"]):  # the expanded file's arena holds no generated kernels; the op caches them
         sram, source = int(npz["arena_bytes"]) + int(npz["kernel_cache_bytes"]), "expanded arena + kernel cache"
     else:
         sram, source = int(npz["arena_bytes"]), "arena"
-    side = {
-        "file": str(model_file),
-        "file_bytes": model_file.stat().st_size,
+    sizes = [f.stat().st_size for f in model_files]
+    return {
+        "file": str(model_files[0]) if len(model_files) == 1 else [str(f) for f in model_files],
+        "file_bytes": max(sizes),
+        "file_bytes_per_fold": sizes,
         "sram_bytes": sram,
         "sram_source": source,
         "tflm_arena_bytes": int(npz["arena_bytes"]),
@@ -501,35 +555,38 @@ def _side_summary(npz: Any, model_file: Path, config: RunConfig) -> tuple[dict[s
         "synthesis_macs": int(npz["synthesis_macs"]),
         "evaluation": report.to_json_dict(),
     }
-    return side, test_scores, threshold
 
 
-def compare(out: Path, files: dict[str, Path], config: RunConfig) -> dict[str, Any]:
-    """The summary of both sides and their paired differences (hyper − stored), from the stage files."""
-    from hyper_tinypw_tf import evaluation, models
+def compare(folds: list[tuple[Path, dict[str, Path]]], config: RunConfig) -> dict[str, Any]:
+    """The summary of both sides and their paired differences (hyper − stored), from the stage files.
 
-    sides, scores, thresholds = {}, {}, {}
-    npz = {side: np.load(out / side / "tflm.npz") for side in SIDES}
-    for side in SIDES:
-        sides[side], scores[side], thresholds[side] = _side_summary(npz[side], files[side], config)
-    test = npz["stored"]
-    if not np.array_equal(test["test_labels"], npz["hyper"]["test_labels"]):
-        raise ValueError(f"{out}: the stored and hyper evaluations cover different test examples; "
-                         "delete their tflm.npz files and run again")
-    diffs = evaluation.paired_difference(
-        scores["hyper"], scores["stored"], test["test_labels"], test["test_groups"],
-        threshold_a=thresholds["hyper"], threshold_b=thresholds["stored"], n_boot=config.n_boot, seed=config.seed,
-    )
+    ``folds`` holds one (folder, files) pair per fold (one pair without cross-validation); the test
+    predictions of all folds are pooled (``crossval.pool``) before anything is scored.
+    """
+    from hyper_tinypw_tf import crossval, evaluation, models
+
+    npz = [{side: np.load(out / side / "tflm.npz") for side in SIDES} for out, _ in folds]
+    pooled = {side: crossval.pool([_fold_scores(n[side], i) for i, n in enumerate(npz)]) for side in SIDES}
+    try:
+        diffs = crossval.paired(pooled["hyper"], pooled["stored"], config.n_boot, config.seed)
+    except ValueError:
+        raise ValueError(f"{folds[0][0]}: the stored and hyper evaluations cover different test examples; "
+                         "delete their tflm.npz files and run again") from None
+    first = npz[0]["stored"]
+    classes = [str(c) for c in first["class_names"]]
+    sides = {side: _side_summary(npz[0][side], [files[side] for _, files in folds],
+                                 pooled[side].evaluate(classes, config.n_boot, config.seed)) for side in SIDES}
     return {
-        "task": str(test["task"]),
-        "protocol": str(test["protocol"]),
+        "task": str(first["task"]),
+        "protocol": str(first["protocol"]),
+        "folds": len(folds),
         "preset": config.preset,
         "mode": config.mode,
         "budget_bytes": models.get_preset(config.preset).budget,
         "seed": config.seed,
         "n_boot": config.n_boot,
-        "n_test_examples": int(len(test["test_labels"])),
-        "n_test_groups": int(len(np.unique(test["test_groups"]))),
+        "n_test_examples": int(len(pooled["stored"].labels)),
+        "n_test_groups": int(len(np.unique(pooled["stored"].groups))),
         "stored": sides["stored"],
         "hyper": sides["hyper"],
         "difference": {k: evaluation.json_safe(d.to_dict()) for k, d in diffs.items()},
@@ -549,9 +606,11 @@ def comparison_table(summary: dict[str, Any]) -> str:
     """The side-by-side table of a :func:`compare` summary: bytes, SRAM, MACs, metrics with CIs."""
     s, h, d = summary["stored"], summary["hyper"], summary["difference"]
     budget = summary["budget_bytes"]
+    folds = summary.get("folds", 1)
     head = (f"{summary['task']}, preset {summary['preset']}"
             + (f" (budget {budget:,} bytes)" if budget else "")
             + (f", {summary['protocol']}" if summary["protocol"] else "")
+            + (f" (test predictions of the {folds} folds pooled)" if folds > 1 else "")
             + f": test {summary['n_test_examples']:,} examples from {summary['n_test_groups']} groups; "
             f"95% CIs from {summary['n_boot']} clustered resamples, the difference's paired")
     width = (28, 22, 22, 24)
@@ -572,6 +631,14 @@ def comparison_table(summary: dict[str, Any]) -> str:
             f"{_fmt_metric(he['metrics'][key], he['ci'][key]):>{width[2]}}"
             f"{_fmt_metric(d[key]['difference'], d[key]['ci'], signed=True):>{width[3]}}"
         )
+    for name in s["evaluation"]["class_names"]:
+        cells = [f"{e['per_class'][name]['recall']:.3f} / {e['per_class'][name]['precision']:.3f}"
+                 for e in (s["evaluation"], h["evaluation"])]
+        lines.append(f"{'  ' + name + ' sens / PPV':<{width[0]}}{cells[0]:>{width[1]}}{cells[1]:>{width[2]}}")
     lines.append(f"SRAM bill: the TFLM arena (stored: {s['sram_source']}; hyper: {h['sram_source']}, with the "
                  f"{h['kernel_cache_bytes']:,} bytes of generated kernels cached in {summary['mode']} mode)")
+    if summary["n_test_groups"] < MIN_TRUSTED_GROUPS:
+        lines.append(f"CAUTION: {summary['n_test_groups']} test groups are too few for a clustered bootstrap: its "
+                     f"intervals cannot be trusted (they need >= {MIN_TRUSTED_GROUPS}; --protocol=cv:5 tests every "
+                     "record or speaker once)")
     return "\n".join(lines)

@@ -17,8 +17,12 @@ from typing import Any
 
 # Task flags: command-line switches that only some tasks take (each spec lists the ones it takes).
 RECORDS, PROTOCOL, RR_FEATURES, KWS_SPLIT = "records", "protocol", "rr_features", "kws_split"
-TASK_FLAGS = (RECORDS, PROTOCOL, RR_FEATURES, KWS_SPLIT)
-RR_CHANNELS = 3  # --rr_features: pre-RR, post-RR and local-mean RR as extra input channels (data.ecg.RR_FEATURES)
+BEAT_TEMPLATE = "beat_template"
+TASK_FLAGS = (RECORDS, PROTOCOL, RR_FEATURES, BEAT_TEMPLATE, KWS_SPLIT)
+# Input-channel flags and the channels each adds: --rr_features, pre-RR, post-RR and local-mean RR
+# (data.ecg.RR_FEATURES); --beat_template, each beat minus its record's median beat (data.ecg.with_template_channel).
+INPUT_CHANNELS = {RR_FEATURES: 3, BEAT_TEMPLATE: 1}
+RR_CHANNELS = INPUT_CHANNELS[RR_FEATURES]
 CV = "cv"  # --protocol=cv:K, K-fold cross-validation over records or speakers (data.splits.parse_cv)
 
 
@@ -44,6 +48,7 @@ class TaskSpec:
     loader_kwargs: tuple[tuple[str, Any], ...] = ()
     shared_copy: bool = True
     headline: tuple[str, ...] = ("macro_f1", "balanced_accuracy")  # the metrics a summary leads with
+    channels_on: frozenset[str] = frozenset()  # input-channel flags on unless turned off (--noFLAG)
 
     @property
     def num_classes(self) -> int:
@@ -53,10 +58,16 @@ class TaskSpec:
         """Whether the task honours a task flag (``records``, ``protocol``, ``rr_features``, ``kws_split``)."""
         return flag in self.flags
 
-    def model_input_shape(self, rr_features: bool = False) -> tuple[int, int, int]:
-        """The (H, W, C) input its models take; ``rr_features`` adds the RR channels."""
+    def model_input_shape(self, rr_features: bool = False, beat_template: bool = False) -> tuple[int, int, int]:
+        """The (H, W, C) input its models take; each input-channel flag that is on adds its channels."""
         height, width, channels = self.input_shape
-        return (height, width, channels + (RR_CHANNELS if rr_features else 0))
+        on = {RR_FEATURES: rr_features, BEAT_TEMPLATE: beat_template}
+        return (height, width, channels + sum(n for flag, n in INPUT_CHANNELS.items() if on[flag]))
+
+    def input_channels(self, given: dict[str, bool | None]) -> dict[str, bool]:
+        """The input-channel flags in force: each as given, else on when the task turns it on by default."""
+        return {flag: bool(given.get(flag) if given.get(flag) is not None else flag in self.channels_on)
+                for flag in INPUT_CHANNELS if self.takes(flag)}
 
     def load_function(self) -> Callable[..., Any]:
         """The loader, imported now, with ``loader_kwargs`` bound."""
@@ -65,7 +76,9 @@ class TaskSpec:
         return functools.partial(function, **dict(self.loader_kwargs))
 
 
-_MITDB_FLAGS = frozenset({RECORDS, PROTOCOL, RR_FEATURES})
+_MITDB_FLAGS = frozenset({RECORDS, PROTOCOL, RR_FEATURES, BEAT_TEMPLATE})
+# Inter-patient AAMI classes need both: morphology alone does not transfer between patients (README, Data).
+_AAMI_CHANNELS = frozenset({RR_FEATURES, BEAT_TEMPLATE})
 _AAMI = ("N", "S", "V", "F", "Q")
 
 TASKS: dict[str, TaskSpec] = {
@@ -74,7 +87,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("mitdb_v", "mitdb", "hyper_tinypw_tf.data.mitdb:load_arrays", "arrays", ("rest", "V"), (256, 1, 1),
                  "ecg", _MITDB_FLAGS, ("patient_wise", "inter_patient", CV), (("labels", "v"),)),
         TaskSpec("mitdb_aami", "mitdb", "hyper_tinypw_tf.data.mitdb:load_arrays", "arrays", _AAMI, (256, 1, 1),
-                 "ecg", _MITDB_FLAGS, ("patient_wise", "inter_patient", CV), (("labels", "aami"),)),
+                 "ecg", _MITDB_FLAGS, ("patient_wise", "inter_patient", CV), (("labels", "aami"),),
+                 channels_on=_AAMI_CHANNELS),
         TaskSpec("apnea", "apnea-ecg", "hyper_tinypw_tf.data.apnea:load_arrays", "arrays", ("N", "A"), (6000, 1, 1),
                  "ecg", shared_copy=False),
         TaskSpec("ptbxl", "ptbxl", "hyper_tinypw_tf.data.ptbxl:load_arrays", "arrays", ("NORM", "abnormal"),
@@ -121,10 +135,13 @@ def parse_protocol(spec: TaskSpec, value: str) -> int | None:
     raise ValueError(f"--protocol={value} does not apply to --task={spec.name}; it takes {' or '.join(choices)}")
 
 
-def mismatch(spec: TaskSpec, input_shape: tuple[int, ...], num_classes: int, rr_features: bool = False) -> str | None:
+def mismatch(spec: TaskSpec, input_shape: tuple[int, ...], num_classes: int, rr_features: bool = False,
+             beat_template: bool = False) -> str | None:
     """Why a model with this input shape (no batch) and class count cannot run on the task, or None."""
-    want = spec.model_input_shape(rr_features)
+    want = spec.model_input_shape(rr_features, beat_template)
     if tuple(input_shape) == want and num_classes == spec.num_classes:
         return None
+    flags = "".join(f" --{flag}" if on else (f" --no{flag}" if flag in spec.channels_on else "")
+                    for flag, on in ((RR_FEATURES, rr_features), (BEAT_TEMPLATE, beat_template)) if spec.takes(flag))
     return (f"takes input {tuple(input_shape)} with {num_classes} classes, but --task={spec.name}"
-            f"{' --rr_features' if rr_features else ''} gives input {want} with {spec.num_classes} classes")
+            f"{flags} gives input {want} with {spec.num_classes} classes")

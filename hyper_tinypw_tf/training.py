@@ -26,14 +26,24 @@ from hyper_tinypw_tf._keras import keras
 class TrainConfig:
     """What a training run needs beyond the model and the data."""
 
-    epochs: int = 10
-    learning_rate: float = 1e-3
+    epochs: int = 10  # the maximum: early stopping usually ends the run first
+    learning_rate: float = 1e-3  # the peak rate of a cosine schedule
     patience: int = 3
     seed: int = 0
     checkpoint_dir: str | None = None
     verbose: int = 1
+    schedule: str = "constant"  # SCHEDULES
+    warmup_epochs: int = 0  # cosine: epochs of linear warmup from 0 to learning_rate
+    monitor: str = "val_loss"  # MONITORS: what early stopping and the best weights follow
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, received schedule={self.schedule!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {tuple(MONITORS)}, received monitor={self.monitor!r}")
+        if not 0 <= self.warmup_epochs < max(self.epochs, 1):
+            raise ValueError(f"warmup_epochs must be in 0..epochs-1, received warmup_epochs={self.warmup_epochs} "
+                             f"with epochs={self.epochs}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be positive, received epochs={self.epochs}")
         if not self.learning_rate > 0:
@@ -42,17 +52,46 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 0, received patience={self.patience}")
 
 
+SCHEDULES = ("constant", "cosine")
+# Early stopping's quantity and whether larger is better. Macro-F1 is what every report scores; the
+# validation loss of a class-weighted model can rise while its macro-F1 still improves.
+MONITORS = {"val_loss": False, "val_macro_f1": True}
+
+
+def learning_rate_schedule(
+    config: TrainConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's rate: ``config.learning_rate`` throughout, or linear warmup then cosine decay to 0.
+
+    The schedule runs on the optimizer's own step counter, which the checkpoint saves, so a resumed
+    run continues the same curve.
+    """
+    if config.schedule == "constant":
+        return config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and TensorFlow, and make TF ops deterministic."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
-def balanced_class_weight(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Inverse-frequency class weights (mean 1 over examples), for imbalanced beat classes."""
+def balanced_class_weight(labels: np.ndarray, num_classes: int, power: float = 1.0) -> dict[int, float]:
+    """Class weights ``(1 / frequency) ** power``, scaled to mean 1 over the examples, for imbalanced classes.
+
+    ``power=1`` is inverse frequency; ``power=0.5`` its square root, which keeps the rare classes
+    ahead without the weights of a class with a handful of beats (MIT-BIH's Q: 8 in all of DS1,
+    a weight of thousands) drowning the N class. Absent classes get 0.
+    """
     counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes).astype(np.float64)
     present = counts > 0
-    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+    raw = np.where(present, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
+    weights = raw * counts.sum() / max(float((raw * counts).sum()), 1e-12)
     return {i: float(w) for i, w in enumerate(weights)}
 
 
@@ -76,7 +115,8 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"distribute must be one of {DISTRIBUTE}, received distribute={name!r}")
 
 
-def compile_model(model: keras.Model, learning_rate: float, loss: keras.losses.Loss | None = None) -> None:
+def compile_model(model: keras.Model, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+                  loss: keras.losses.Loss | None = None) -> None:
     """Adam and ``loss`` (default sparse cross-entropy) on the logits the reference models return, with accuracy.
 
     Compiled under the strategy the model was built in, so the optimizer's slots are mirrored like the weights.
@@ -89,7 +129,6 @@ def compile_model(model: keras.Model, learning_rate: float, loss: keras.losses.L
         )
 
 
-MONITOR = "val_loss"
 STATE_FILE = "state.npz"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 
@@ -162,15 +201,33 @@ def recalibrate_batchnorm(model: keras.Model, train: tf.data.Dataset,
     return used
 
 
-class _PreciseBatchNorm(keras.callbacks.Callback):
-    """Re-estimate BatchNorm statistics as validation starts, so early stopping judges exported weights."""
+class _Validation(keras.callbacks.Callback):
+    """Score the validation split at the end of every epoch: ``val_loss`` (cross-entropy),
+    ``val_accuracy`` and ``val_macro_f1`` (argmax), written into the epoch's logs.
 
-    def __init__(self, target: keras.Model, train: tf.data.Dataset) -> None:
+    A float model's BatchNorm statistics are re-estimated on ``train`` first (precise BN), so the
+    numbers judge the weights as they will be exported. One prediction pass serves all three.
+    """
+
+    def __init__(self, target: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, precise_bn: bool) -> None:
         super().__init__()
-        self._target, self._train = target, train
+        self._target, self._train, self._val, self._precise_bn = target, train, val, precise_bn
+        self._labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in val]).astype(np.int64)
 
-    def on_test_begin(self, logs: dict[str, float] | None = None) -> None:
-        recalibrate_batchnorm(self._target, self._train)
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        from hyper_tinypw_tf import evaluation
+
+        if self._precise_bn:
+            recalibrate_batchnorm(self._target, self._train)
+        student = getattr(self._target, "student", self._target)
+        logits = np.asarray(student.predict(self._val, verbose=0), np.float64).reshape(len(self._labels), -1)
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        pred = np.argmax(logits, axis=1)
+        if logs is not None:
+            logs["val_loss"] = float(-np.mean(log_p[np.arange(len(pred)), self._labels]))
+            logs["val_accuracy"] = float(np.mean(pred == self._labels))
+            logs["val_macro_f1"] = evaluation.macro_f1(self._labels, pred, logits.shape[1])
 
 
 @dataclass
@@ -250,19 +307,22 @@ def fit(
     """Train ``model`` (compiled here, with ``loss`` if given) and leave it holding the best validation weights.
 
     ``train`` must come batched and in a fixed order: each epoch shuffles it with :func:`epoch_dataset`.
-    Early stopping on the validation loss follows ``keras.callbacks.EarlyStopping`` (patience, best
-    weights restored at the end). With ``config.checkpoint_dir``, the end of every epoch saves
-    weights, optimizer state, epoch, early-stopping state and best weights in one file
+    Early stopping on ``config.monitor`` (validation loss or macro-F1, scored by :class:`_Validation`)
+    follows ``keras.callbacks.EarlyStopping`` (patience, best weights restored at the end); the rate
+    follows ``config.schedule`` (:func:`learning_rate_schedule`). With ``config.checkpoint_dir``, the end
+    of every epoch saves weights, optimizer state, epoch, early-stopping state and best weights in one file
     (``state.npz``, written atomically) plus ``best.weights.h5`` when the best improves; a run killed
     at any point and started again resumes there and ends with the weights of a run never killed
     (same machine, same seed). ``callbacks`` are passed to every epoch's ``model.fit``. A float
     model's BatchNorm statistics are re-estimated on ``train`` after every epoch, before validation
     (:func:`recalibrate_batchnorm`), so early stopping judges the weights as they will be exported.
     """
-    compile_model(model, config.learning_rate, loss)
+    batch, examples = _batch_and_buffer(train)
+    compile_model(model, learning_rate_schedule(config, max(1, examples // batch)), loss)
     # Float models get exact BatchNorm statistics before every validation (recalibrate_batchnorm).
     precise_bn = not inspect.is_qat(getattr(model, "student", model)) and bool(batchnorm_layers(model))
-    extra = [_PreciseBatchNorm(model, train)] if precise_bn and val is not None else []
+    extra = [_Validation(model, train, val, precise_bn)] if val is not None else []
+    larger_is_better = MONITORS[config.monitor]
     root = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     state = _State()
     if root is not None:
@@ -273,17 +333,19 @@ def fit(
         epoch = state.epoch
         set_seed(epoch_seed(config.seed, epoch))  # every random op of the epoch, from (seed, epoch) only
         logs = model.fit(
-            epoch_dataset(train, config.seed, epoch), validation_data=val, initial_epoch=epoch, epochs=epoch + 1,
+            epoch_dataset(train, config.seed, epoch), initial_epoch=epoch, epochs=epoch + 1,
             callbacks=[*extra, *callbacks], class_weight=class_weight, verbose=config.verbose,
         ).history
         for key, values in logs.items():
             state.history.setdefault(key, []).append(float(values[-1]))
-        current = logs.get(MONITOR, [None])[-1]
+        current = logs.get(config.monitor, [None])[-1]
         if current is not None:
-            # keras.callbacks.EarlyStopping.on_epoch_end, with min_delta=0 and no baseline.
+            # keras.callbacks.EarlyStopping.on_epoch_end, with min_delta=0 and no baseline; `best` is kept as a
+            # quantity to minimize, so a checkpoint holds the same number whichever way the monitor points.
+            current = -float(current) if larger_is_better else float(current)
             state.wait += 1
             if current < state.best:
-                state.best, state.wait, state.best_weights = float(current), 0, model.get_weights()
+                state.best, state.wait, state.best_weights = current, 0, model.get_weights()
                 if root is not None:
                     tmp = root / f".best.{os.getpid()}.tmp.weights.h5"
                     model.save_weights(str(tmp))
@@ -302,3 +364,19 @@ def fit(
     history.epoch = list(range(len(next(iter(state.history.values()), []))))
     history.history = state.history
     return history
+
+
+def learning_curve(history: keras.callbacks.History, config: TrainConfig) -> dict[str, object]:
+    """Where a run's best epoch fell: its number (1-based), the epochs run, and whether the maximum was hit.
+
+    ``hit_max`` (the best epoch is the last allowed one) says the schedule may have stopped a model
+    still improving: a comparison that includes it is not between converged models.
+    """
+    curve = {k: [float(v) for v in values] for k, values in history.history.items()}
+    monitored = curve.get(config.monitor, [])
+    best = None
+    if monitored:
+        best = int(np.argmax(monitored) if MONITORS[config.monitor] else np.argmin(monitored)) + 1
+    return {"monitor": config.monitor, "best_epoch": best, "epochs_run": len(next(iter(curve.values()), [])),
+            "max_epochs": config.epochs, "hit_max": best == config.epochs, "schedule": config.schedule,
+            "warmup_epochs": config.warmup_epochs, "learning_rate": config.learning_rate, "curve": curve}

@@ -266,7 +266,7 @@ CASES: dict[str, Case] = {
                                  "--rr_features gives input (256, 1, 4) with 2 classes"),
     "evaluate_aami_classes": Case("evaluate", ("--model={ecg_keras}", "--task=mitdb_aami"),
                                   "--model={ecg_keras} takes input (256, 1, 1) with 2 classes, but --task=mitdb_aami "
-                                  "gives input (256, 1, 1) with 5 classes"),
+                                  "--rr_features --beat_template gives input (256, 1, 5) with 5 classes"),
     "qat_ecg_on_kws": Case("qat", ("--model={ecg_keras}", "--task=speech_commands", "--out={tmp}/new"),
                            f"--model={{ecg_keras}} takes input (256, 1, 1) with 2 classes, but {_KWS_TASK}"),
     "export_calibrated_on_other_task": Case("export", ("--model={kws_keras}", "--task=mitdb_v", "--out={tmp}/new"),

@@ -24,8 +24,10 @@ def test_quick_run_writes_every_point_with_true_file_bytes(tmp_path):
     on_disk = json.loads((tmp_path / "frontier.json").read_text())
     assert {r["point"] for r in on_disk["rows"]} == expected
     assert {r["kind"] for r in on_disk["rows"]} == {"stored", "hyper", "lut"}
-    for run in on_disk["runs"]:
+    for run in on_disk["runs"]:  # pooled over the quick run's cv:3 folds: every record tested once
+        assert run["folds"] == 3 and run["n_groups"] == len(frontier.QUICK_RECORDS)
         assert run["file_bytes"] == Path(run["file"]).stat().st_size, run["point"]
+        assert run["best_epochs"] == [1, 1, 1] and all(run["hit_max"])  # one epoch allowed: the maximum is hit
         assert run["sram_boot_bytes"] >= run["tflm_arena_bytes"] > 0
         assert 0.0 <= run["metrics"]["macro_f1"] <= 1.0
     hyper = next(r for r in on_disk["runs"] if r["kind"] == "hyper")
@@ -41,7 +43,7 @@ def test_quick_run_writes_every_point_with_true_file_bytes(tmp_path):
 
     # --collect --fit: the same points, SRAM measured on the Cortex-M4 through the op (QEMU), cached per point.
     frontier.main(["--task=mitdb_aami", "--quick", "--collect", "--fit", f"--out={tmp_path}"])
-    m4 = {p: json.loads((tmp_path / p / "seed0" / "fit.json").read_text()) for p in expected}
+    m4 = {p: json.loads((tmp_path / p / "seed0" / "fold0" / "fit.json").read_text()) for p in expected}
     hyper_m4, stored_m4 = m4["hyper_32k"], m4["stored_32k"]
     assert hyper_m4["boot"]["sram_bytes"] > hyper_m4["stream"]["sram_bytes"] > 0
     assert hyper_m4["boot"]["inference_instructions"] < hyper_m4["stream"]["inference_instructions"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hyper_tinypw_tf import pipeline
@@ -63,7 +64,7 @@ def test_main_prints_both_models_side_by_side_with_their_file_bytes(main_run) ->
 
 def test_training_logs_one_line_per_epoch_into_a_pipe(main_run) -> None:
     _, result = main_run
-    epochs = re.findall(r"^epoch 1/1: loss=\S+ accuracy=\S+ val_loss=\S+ val_accuracy=\S+ \(\d+ s\)$",
+    epochs = re.findall(r"^epoch 1/1: loss=\S+ accuracy=\S+ val_loss=\S+ val_accuracy=\S+ val_macro_f1=\S+ \(\d+ s\)$",
                         result.stdout, re.M)
     assert len(epochs) == 5  # the twin (the teacher); train and QAT, stored and hyper
     assert "\r" not in result.stdout and "\x08" not in result.stdout and "Epoch 1/1" not in result.stdout
@@ -161,3 +162,27 @@ def test_evaluate_refuses_a_missing_model_before_loading_data(tmp_path: Path) ->
     assert result.stderr.splitlines()[-1] == (
         "hyper-tinypw evaluate: error: --model is required: a .keras, .h5 or .tflite model to score"
     )
+
+
+def test_main_cv_tests_every_record_once_and_pairs_the_two_models_over_all_folds(tmp_path: Path) -> None:
+    """``main --protocol=cv:3`` on three records: one main job per fold, test predictions pooled."""
+    records = ("106", "119", "208")
+    result = _run("main", "--preset=32k", "--epochs=1", "--qat_epochs=0", "--n_boot=30", "--protocol=cv:3",
+                  f"--records={','.join(records)}", "--batch_size=256", f"--out={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["folds"], summary["protocol"], summary["n_test_groups"]) == (3, "cv:3", 3)
+    tested = []
+    for fold in range(3):
+        with np.load(tmp_path / f"fold{fold}" / "stored" / "tflm.npz") as z:
+            tested += sorted(set(z["test_groups"].tolist()))
+    assert sorted(tested) == sorted(records)  # every record tested exactly once
+    total = sum(len(np.load(tmp_path / f"fold{f}" / "hyper" / "tflm.npz")["test_labels"]) for f in range(3))
+    assert summary["n_test_examples"] == total
+    assert len(summary["stored"]["evaluation"]["threshold"]) == 3  # each fold's own validation threshold
+    diff = summary["difference"]["macro_f1"]
+    assert diff["difference"] == pytest.approx(
+        summary["hyper"]["evaluation"]["metrics"]["macro_f1"] - summary["stored"]["evaluation"]["metrics"]["macro_f1"]
+    )
+    assert "(test predictions of the 3 folds pooled)" in result.stdout
+    assert "CAUTION: 3 test groups are too few" in result.stdout

@@ -81,11 +81,18 @@ def test_mismatch_names_both_shapes_and_class_counts() -> None:
     assert tasks.mismatch(aami, (256, 1, 1), 5) is None
     assert tasks.mismatch(aami, (256, 1, 4), 5, rr_features=True) is None
     assert tasks.mismatch(aami, (256, 1, 1), 2) == (
-        "takes input (256, 1, 1) with 2 classes, but --task=mitdb_aami gives input (256, 1, 1) with 5 classes"
+        "takes input (256, 1, 1) with 2 classes, but --task=mitdb_aami --norr_features --nobeat_template gives "
+        "input (256, 1, 1) with 5 classes"
     )
     assert tasks.mismatch(aami, (256, 1, 1), 5, rr_features=True).endswith(
-        "--task=mitdb_aami --rr_features gives input (256, 1, 4) with 5 classes"
+        "--task=mitdb_aami --rr_features --nobeat_template gives input (256, 1, 4) with 5 classes"
     )
+    # AAMI turns both input-channel flags on unless they are turned off; other tasks take them off.
+    assert aami.input_channels({}) == {"rr_features": True, "beat_template": True}
+    assert aami.input_channels({"beat_template": False}) == {"rr_features": True, "beat_template": False}
+    assert aami.model_input_shape(**aami.input_channels({})) == (256, 1, 5)
+    assert tasks.get("mitdb_v").input_channels({}) == {"rr_features": False, "beat_template": False}
+    assert tasks.get("speech_commands").input_channels({"rr_features": True}) == {}
 
 
 def test_unknown_task_lists_the_tasks() -> None:

@@ -102,3 +102,55 @@ def test_recalibrate_batchnorm_sets_the_exact_mean_of_the_training_batches():
     np.testing.assert_allclose(bn.moving_variance.numpy(), h.var(axis=1).mean(axis=0), rtol=1e-4)
     assert bn.momentum == 0.99
     assert training.recalibrate_batchnorm(keras.Sequential([keras.layers.Dense(2)]), batches) == 0
+
+
+def test_bad_schedule_or_monitor_is_refused():
+    with pytest.raises(ValueError, match=r"schedule must be one of \('constant', 'cosine'\), received schedule='step'"):
+        training.TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match=r"monitor must be one of .*received monitor='val_auc'"):
+        training.TrainConfig(monitor="val_auc")
+    with pytest.raises(ValueError, match=r"warmup_epochs must be in 0..epochs-1, received warmup_epochs=3"):
+        training.TrainConfig(epochs=3, warmup_epochs=3)
+
+
+def test_cosine_schedule_warms_up_to_the_peak_then_decays_to_zero():
+    config = training.TrainConfig(epochs=5, learning_rate=1e-2, schedule="cosine", warmup_epochs=1)
+    rate = training.learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(rate(0)) == 0.0
+    assert float(rate(5)) == pytest.approx(5e-3)
+    assert float(rate(10)) == pytest.approx(1e-2)
+    assert float(rate(30)) == pytest.approx(5e-3, rel=1e-5)  # halfway through the 40 decay steps
+    assert float(rate(50)) == pytest.approx(0.0, abs=1e-9)
+    assert training.learning_rate_schedule(training.TrainConfig(learning_rate=3e-3), 10) == 3e-3
+
+
+def test_early_stopping_on_macro_f1_keeps_the_best_macro_f1_epoch(beats, tmp_path):
+    training.set_seed(0)
+    datasets = beats()
+    model = models.separable_cnn_1d("32k", pw="stored")
+    config = training.TrainConfig(epochs=3, seed=0, verbose=0, checkpoint_dir=str(tmp_path), monitor="val_macro_f1",
+                                   schedule="cosine", warmup_epochs=1)
+    history = training.fit(model, datasets["train"].take(4), datasets["val"].take(2), config)
+    scores = history.history["val_macro_f1"]
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    curve = training.learning_curve(history, config)
+    assert curve["best_epoch"] == int(np.argmax(scores)) + 1
+    assert curve["hit_max"] == (curve["best_epoch"] == 3) and curve["epochs_run"] == 3
+    with np.load(tmp_path / training.STATE_FILE) as state:
+        assert float(state["best"]) == -max(scores)  # kept as a quantity to minimize
+    # fit leaves the model on the chosen epoch's weights: its macro-F1 on validation is that epoch's.
+    from hyper_tinypw_tf import evaluation
+
+    x = np.concatenate([np.asarray(b[0]) for b in datasets["val"].take(2)])
+    y = np.concatenate([np.asarray(b[1]) for b in datasets["val"].take(2)])
+    again = evaluation.macro_f1(y, np.argmax(model.predict(x, verbose=0).reshape(len(y), -1), axis=1), 2)
+    assert again == pytest.approx(max(scores))
+
+
+def test_square_root_class_weights_keep_a_rare_class_from_drowning_the_rest():
+    labels = np.r_[np.zeros(9000), np.ones(1000), np.full(4, 2)].astype(int)
+    inverse, root = training.balanced_class_weight(labels, 3), training.balanced_class_weight(labels, 3, 0.5)
+    for weights in (inverse, root):  # both average 1 over the examples
+        assert sum(weights[c] * n for c, n in enumerate((9000, 1000, 4))) == pytest.approx(len(labels))
+    assert inverse[2] / inverse[0] == pytest.approx(9000 / 4)
+    assert root[2] / root[0] == pytest.approx((9000 / 4) ** 0.5)
