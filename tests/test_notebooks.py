@@ -14,6 +14,9 @@ SPEECH_COMMANDS = default_data_dir("speech_commands")
 EXPECTED = {
     "quickstart.ipynb": r"same-backbone ratio",
     "kws.ipynb": r"TFLM test accuracy 0\.\d{3} \(QAT Keras 0\.\d{3}, chance 0\.083\)",
+    # a float gap below 1e-5 between the Keras 3 model and its tf_keras twin, and equal TFLM outputs
+    "keras3.ipynb": r"Keras 3 model -> tf_keras: max \|diff\| (\d\.\de-(0[6-9]|[1-9]\d)|0\.0e\+00); "
+                    r"hyper file == folded file in TFLM: True",
 }
 
 

@@ -12,13 +12,8 @@ import keras
 from hyper_tinypw_tf import kernels, sharing
 from hyper_tinypw_tf.generators import PACKAGE
 
-# Keras 3's strategies and live generators, apart from tf_keras's (sharing.Family).
+# Keras 3's strategies and live generators, apart from tf_keras's: FAMILY.get, .resolve, .serialize, ...
 FAMILY = sharing.Family("Keras 3")
-STRATEGIES = FAMILY.strategies
-get = FAMILY.get
-serialize = FAMILY.serialize
-deserialize = FAMILY.deserialize
-resolve = FAMILY.resolve
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
