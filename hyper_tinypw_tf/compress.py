@@ -56,15 +56,38 @@ class BudgetError(ValueError):
 # --- the same backbone ---------------------------------------------------------------------------
 
 
-def _chain(model: keras.Model) -> list[keras.layers.Layer]:
-    """The model's layers in order, tfmot wrappers unwrapped, without the input and tfmot's input quantizer."""
-    inspect_fail = [layer.name for layer in model.layers if not inspect.is_supported(layer)]
-    if inspect_fail:
-        raise ValueError(f"compress: layer {inspect_fail[0]!r} of model {model.name!r} is not supported")
+def _chain_pairs(model: keras.Model) -> list[tuple[keras.layers.Layer, keras.layers.Layer]]:
+    """(model's layer, the user's layer inside it) in order, without the input and tfmot's input quantizer."""
+    unsupported = [layer.name for layer in model.layers if not inspect.is_supported(layer)]
+    if unsupported:
+        raise ValueError(f"compress: layer {unsupported[0]!r} of model {model.name!r} is not supported")
     return [
-        inspect.unwrap(layer) for layer in model.layers
+        (layer, inspect.unwrap(layer)) for layer in model.layers
         if not inspect.is_quantize_input(layer) and not isinstance(layer, keras.layers.InputLayer)
     ]
+
+
+def _chain(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers in order, tfmot wrappers unwrapped, without the input and tfmot's input quantizer."""
+    return [inner for _, inner in _chain_pairs(model)]
+
+
+def _weight_key(variable: tf.Variable) -> str:
+    """A weight's own name (``kernel``, ``gamma``, ...) without its layer or wrapper prefix."""
+    return variable.name.rsplit("/", 1)[-1].split(":")[0]
+
+
+def _copy_weights(source: keras.layers.Layer, target: keras.layers.Layer) -> None:
+    """Set ``target``'s weights from the model layer ``source`` by weight name.
+
+    A tfmot wrapper tracks the float variables itself (its inner layer's ``kernel`` is replaced by a
+    fake-quantized tensor while it runs), so the names, not the inner layer's list, pair them.
+    """
+    found = {_weight_key(w): w for w in source.weights}
+    missing = [_weight_key(w) for w in target.weights if _weight_key(w) not in found]
+    if missing:
+        raise ValueError(f"compress: layer {source.name!r} holds no weight {missing[0]!r} to copy")
+    target.set_weights([np.asarray(found[_weight_key(w)].numpy()) for w in target.weights])
 
 
 def pw_layer_names(model: keras.Model) -> list[str]:
@@ -80,9 +103,12 @@ def _float_config(layer: keras.layers.Layer) -> dict[str, Any]:
     """A layer's config with tfmot's activation wrapper (set on layers inside a QAT model) taken off."""
     config = layer.get_config()
     activation = getattr(layer, "activation", None)
-    if activation is not None and type(activation).__module__.startswith("tensorflow_model_optimization"):
-        original = getattr(activation, "activation", None)  # QuantizeAwareActivation wraps one; NoOpActivation none
-        config["activation"] = keras.activations.serialize(original) if original is not None else "linear"
+    if activation is None or not type(activation).__module__.startswith("tensorflow_model_optimization"):
+        return config
+    # QuantizeAwareActivation wraps the layer's activation, tfmot's NoOpActivation (linear) among them.
+    while activation is not None and type(activation).__module__.startswith("tensorflow_model_optimization"):
+        activation = getattr(activation, "activation", None)
+    config["activation"] = keras.activations.serialize(activation) if activation is not None else "linear"
     return config
 
 
@@ -103,19 +129,20 @@ def _rebuild(stored: keras.Model, name: str, replace: Callable[[keras.layers.Lay
     """A float chain of ``stored``'s layers, each rebuilt from its config with its weights, or ``replace(layer)``."""
     inputs = keras.Input(tuple(stored.input_shape[1:]), name="input")
     x, pairs = inputs, []
-    for layer in _chain(stored):
+    for outer, layer in _chain_pairs(stored):
         new = replace(layer) if replace is not None else None
         new = type(layer).from_config(_float_config(layer)) if new is None else new
         x = new(x)
-        pairs.append((layer, new))
+        pairs.append((outer, new))
     model = keras.Model(inputs, x, name=name)
-    for old, new in pairs:
+    for outer, new in pairs:
         if isinstance(new, HyperPWConv2D):
             if new.use_bias:
-                new.bias.assign(old.bias)
-        elif old.get_weights():
-            new.set_weights(old.get_weights())
+                new.bias.assign({_weight_key(w): w for w in outer.weights}["bias"])
+        elif new.weights:
+            _copy_weights(outer, new)
     return model
+
 
 
 def float_copy(stored: keras.Model) -> keras.Model:
