@@ -63,6 +63,47 @@ def fake_quant_channels(ops: Any, kernel: Any) -> Any:
     return fake_quant(ops, kernel, scale, limit)
 
 
+# ``init`` options of every strategy. "default": each variable from its own Keras initializer (as
+# ever). "hyperfan_in": the same draws, rescaled so each generated kernel starts at He's variance
+# 2/C_in for its own layer (Chang et al., ICLR 2020, "Principled weight initialization for
+# hypernetworks"); only initial values change: nothing stored, no synthesis step, no file byte.
+DEFAULT_INIT = "default"
+HYPERFAN_IN = "hyperfan_in"
+INITS = (DEFAULT_INIT, HYPERFAN_IN)
+# The fan-in at which hyperfan_in's tiled codes fill their whole range: a layer with C_in inputs gets
+# codes of variance (range²/3)·32/C_in, so no layer of at least 32 inputs (every generated layer of the
+# presets: 40 to 512) needs codes beyond their clip range. A narrower layer keeps full-range codes and
+# starts at 2/32 instead of 2/C_in (C_in/32 of He's variance).
+HYPERFAN_REFERENCE_FAN_IN = 32
+
+
+def he_variance(c_in: int) -> float:
+    """He's variance for a ReLU network's layer of ``c_in`` inputs: the target of hyperfan_in."""
+    return 2.0 / c_in
+
+
+def second_moment(variable: Any) -> float:
+    """Mean square of a variable's values (its variance about zero)."""
+    values = np.asarray(variable, np.float64)
+    return float(np.mean(np.square(values))) if values.size else 0.0
+
+
+def rescale(variable: Any, target: float, peak: float | None = None) -> None:
+    """Scale a variable in place to mean square ``target`` (its drawn shape kept), ``|values| ≤ peak``.
+
+    A variable of zeros (nothing to scale) is left alone.
+    """
+    values = np.asarray(variable, np.float64)
+    current = second_moment(values)
+    if current <= 0:
+        return
+    factor = float(np.sqrt(target / current))
+    top = float(np.max(np.abs(values)))
+    if peak is not None and top * factor > peak:
+        factor = peak / top
+    variable.assign((values * factor).astype(np.asarray(variable).dtype))
+
+
 def positive(arg: str, value: Any, limit: int) -> None:
     """Raise unless ``value`` is an integer in [1, limit], naming the argument."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
@@ -93,6 +134,9 @@ class Strategy:
       code_bits: stored bits of the per-layer codes (8, or 4 packed two per byte).
       weight_bits: stored bits of the other matrices (8 or 4).
       shared_name: identity of this generator across serialization; unique by default.
+      init: "default" (each variable from its Keras initializer) or "hyperfan_in" (the same draws
+        rescaled so each layer's generated kernel starts at He's variance 2/C_in of that layer;
+        see the strategy's ``init_shared`` and ``init_layer``). Initial values only.
     """
 
     strategy: str = ""
@@ -102,11 +146,14 @@ class Strategy:
     clip_codes: Any = None
 
     def __init__(self, code_bits: int = 8, weight_bits: int = 8, shared_name: str | None = None,
-                 **kwargs: Any) -> None:
+                 init: str = DEFAULT_INIT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         for arg, value in (("code_bits", code_bits), ("weight_bits", weight_bits)):
             if value not in (4, 8):
                 raise ValueError(f"{arg} must be 4 or 8, received {arg}={value!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, received init={init!r}")
+        self.init = init
         self.code_bits = int(code_bits)
         self.weight_bits = int(weight_bits)
         self.shared_name = shared_name or f"{self.strategy}_{uuid.uuid4().hex[:12]}"
@@ -121,7 +168,10 @@ class Strategy:
 
     def strategy_config(self) -> dict[str, Any]:
         """The constructor arguments (the config beyond the Keras layer's own keys)."""
-        return {"code_bits": self.code_bits, "weight_bits": self.weight_bits, "shared_name": self.shared_name}
+        config = {"code_bits": self.code_bits, "weight_bits": self.weight_bits, "shared_name": self.shared_name}
+        # "init" only when it is not the default, so a default generator's config (and every file
+        # or pin made from one) is what it was before the option existed.
+        return config if self.init == DEFAULT_INIT else {**config, "init": self.init}
 
     def shared_variables(self) -> list[VariableSpec]:
         """The variables every layer of this generator shares, in creation order."""
@@ -136,6 +186,8 @@ class Strategy:
         for spec in self.shared_variables():
             setattr(self, spec.name, self.add_weight(
                 name=spec.name, shape=spec.shape, initializer=spec.initializer, trainable=True))
+        if self.init == HYPERFAN_IN:
+            self.init_shared()
         super().build(input_shape)
 
     def create_layer_weights(self, layer: Any, c_in: int, c_out: int) -> dict[str, Any]:
@@ -147,7 +199,16 @@ class Strategy:
             initializer = layer.code_initializer if spec.clip is not None else spec.initializer
             weights[spec.name] = layer.add_weight(
                 name=spec.name, shape=spec.shape, initializer=initializer, trainable=True, **extra)
+        if self.init == HYPERFAN_IN:
+            self.init_layer(weights, c_in, c_out)
         return weights
+
+    def init_shared(self) -> None:
+        """hyperfan_in: rescale the just-drawn shared variables (none by default)."""
+
+    def init_layer(self, weights: dict[str, Any], c_in: int, c_out: int) -> None:
+        """hyperfan_in: rescale one layer's just-drawn variables so its kernel starts at ``he_variance(c_in)``."""
+        raise NotImplementedError
 
     def validate_layer(self, c_in: int, c_out: int, layer_name: str) -> None:
         """Raise ValueError if a layer of this shape cannot share this generator."""
@@ -200,6 +261,15 @@ class MLPStrategy(Strategy):
     def strategy_shared_variables(self) -> list[VariableSpec]:
         """Shared variables beyond the micro-MLP's first layer."""
         return []
+
+    def init_shared(self) -> None:
+        """He on the hidden layer: ``E[W1²] = 2/d_z``, so ``E[h²] = E[z²]`` for zero-mean codes (b1 = 0)."""
+        rescale(self.w1, he_variance(self.code_dim))
+
+    def hidden_numpy(self, codes: Any) -> np.ndarray:
+        """Step 1 in float64 numpy on the current values: ``relu(z·W1 + b1)``, for initialization."""
+        h = np.asarray(codes, np.float64) @ np.asarray(self.w1, np.float64) + np.asarray(self.b1, np.float64)
+        return np.maximum(h, 0.0)
 
     def code_variable(self, name: str, count: int) -> VariableSpec:
         """``count`` codes of ``d_z`` numbers, clipped to the range their fixed scale represents."""
@@ -274,6 +344,26 @@ class TiledStrategy(MLPStrategy):
         rows, cols = self.grid(c_in, c_out)
         return [self.code_variable("codes", rows * cols)]
 
+    def full_range_variance(self) -> float:
+        """Variance of codes uniform over their whole clip range: ``code_range²/3``."""
+        return self.code_range**2 / 3.0
+
+    def init_shared(self) -> None:
+        """Hyperfan-in on the output layer: ``K = h·W2`` has variance ``d_h·E[h²]·E[W2²]``; W2 is set so
+        that codes of full-range variance give He's variance at ``HYPERFAN_REFERENCE_FAN_IN``.
+
+        One W2 serves every layer, so the per-layer part of Chang et al.'s ``1/fan_in`` is in the codes
+        (:meth:`init_layer`): with b1 = 0, h and hence K scale linearly with them.
+        """
+        super().init_shared()
+        reference = he_variance(HYPERFAN_REFERENCE_FAN_IN)
+        rescale(self.w2, reference / (self.hidden_dim * self.full_range_variance()))
+
+    def init_layer(self, weights, c_in, c_out):
+        """Codes of variance ``full_range_variance·32/C_in`` (kept in range): K's variance is ``2/C_in``."""
+        target = self.full_range_variance() * HYPERFAN_REFERENCE_FAN_IN / c_in
+        rescale(weights["codes"], target, peak=self.code_range)
+
     def kernel(self, weights, c_in, c_out, quantize=False):
         ops, (rows, cols), b = self.ops, self.grid(c_in, c_out), self.tile_size
         h = self.hidden_activation(weights["codes"], quantize)
@@ -342,6 +432,23 @@ class PaperStrategy(MLPStrategy):
     def layer_variables(self, c_in: int, c_out: int) -> list[VariableSpec]:
         return [self.code_variable("code", 1), VariableSpec("head", self._head_shape(c_in, c_out))]
 
+    def init_layer(self, weights, c_in, c_out):
+        """Hyperfan-in on the per-layer head, given this layer's one code and the shared weights.
+
+        ``K[o, i] = Σ_k A[o, k]·h_k·B[k, i]`` (dense: ``Σ_k h_k·H[k, o·C_in + i]``) has variance
+        ``E[A²]·mean_i Σ_k h_k²·B[k, i]²`` over the head's draw, so the head gets the mean square that
+        makes it ``2/C_in``. Chang et al. average over the embedding; here each layer has a single code,
+        whose norm alone varies severalfold between layers, so the head is scaled for the code it has.
+        """
+        h2 = np.square(self.hidden_numpy(weights["code"]))[0]  # (d_h,)
+        if self.dense:
+            spread = float(np.sum(h2))
+        else:
+            b_shared = np.asarray(self.b_shared, np.float64)[:, :c_in]
+            spread = float(np.mean(h2 @ np.square(b_shared)))
+        if spread > 0:  # a code with every hidden unit at zero makes a zero kernel at any head scale
+            rescale(weights["head"], he_variance(c_in) / spread)
+
     def kernel(self, weights, c_in, c_out, quantize=False):
         ops = self.ops
         h = self.hidden_activation(weights["code"], quantize)  # (1, d_h)
@@ -375,6 +482,11 @@ class LowRankStrategy(Strategy):
 
     def layer_variables(self, c_in: int, c_out: int) -> list[VariableSpec]:
         return [VariableSpec("u", (c_out, self.rank)), VariableSpec("v", (self.rank, c_in))]
+
+    def init_layer(self, weights, c_in, c_out):
+        """``K = U·V`` has variance ``r·E[U²]·E[V²]``: ``E[U²] = 1/r`` and He on V, ``E[V²] = 2/C_in``."""
+        rescale(weights["u"], 1.0 / self.rank)
+        rescale(weights["v"], he_variance(c_in))
 
     def kernel(self, weights, c_in, c_out, quantize=False):
         u = self.quantize_weight(weights["u"], quantize, self.code_bits)
