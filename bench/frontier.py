@@ -460,9 +460,10 @@ def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, P
         return json.loads(result_path.read_text())
     folds = [run_point(point, seed, c, points) for c in ctxs]
     report = pooled_scores(point.name, seed, ctxs).evaluate(ctx.info.class_names, ctx.n_boot, seed).to_json_dict()
+    largest = max(folds, key=lambda f: f["file_bytes"])  # quantization parameters move a file's size by a few bytes
     result = {
-        **{k: folds[0][k] for k in ("point", "kind", "label", "twin", "seed", "file", "macs", "synthesis_macs")},
-        "fold": None, "folds": len(folds),
+        **{k: folds[0][k] for k in ("point", "kind", "label", "twin", "seed", "macs", "synthesis_macs")},
+        "file": largest["file"], "fold": None, "folds": len(folds),
         **{k: max(f[k] for f in folds) for k in ("file_bytes", "tflm_arena_bytes", "sram_boot_bytes",
                                                  "sram_stream_bytes")},
         "metrics": {m: report["metrics"].get(m) for m in ctx.metrics},
@@ -482,9 +483,9 @@ def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, P
 def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     """SRAM measured on the Cortex-M4 (QEMU, ``tflm_harness.fit``) for one point's file, per mode; cached.
 
-    Hyper files run through the HyperTinyPW op in boot and in stream mode; stored files once. A file the
-    Cortex-M4 runner cannot run (a LUT file needs TFLM's DECODE op, which the runner does not register)
-    gets the runner's error instead of numbers.
+    Hyper files run through the HyperTinyPW op in boot and in stream mode; stored and LUT files once (the
+    runner registers TFLM's DECODE op). A file the Cortex-M4 runner cannot run gets the runner's error
+    instead of numbers, with the firmware's last line as the reason.
     """
     from hyper_tinypw_tf.export import format as fmt
     from tflm_harness import fit
@@ -503,12 +504,11 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     except (ValueError, RuntimeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
         measured = {"error": lines[0][:200]}
-        if point.kind == "lut":
-            measured["error"] += " (a LUT file needs DECODE, which the runner does not register)"
-            measured["why"] = "no DECODE op"
-        elif len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
+        if len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
             measured["why"] = lines[-1][:120]
-    path.write_text(json.dumps(measured, indent=2) + "\n")
+    from hyper_tinypw_tf.export import api
+
+    api.write_atomic(path, json.dumps(measured, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}: Cortex-M4 fit {measured}")
     return measured
 
