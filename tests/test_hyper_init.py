@@ -3,8 +3,9 @@
 One shared generator makes kernels for layers of 40 to 512 input channels; with ``init="default"`` they all start
 at one scale. The test builds the presets' hyper models and measures each layer's kernel variance at
 initialization against He's ``2/C_in``. Measured by this computation at seed 0 (``var(K)·C_in/2``):
-hyperfan_in gives 0.94-1.06 for every layer of 64k and ds_cnn_m with each strategy; "default" gives tiled 0.79
-(C_in 64) to 3.26 (C_in 256) on 64k, paper 0.001-0.005, low_rank 0.027-0.058.
+hyperfan_in gives 0.94-1.06 for every layer of 64k, large and ds_cnn_m with each strategy. "default" gives tiled
+0.79 (C_in 64) to 3.26 (C_in 256) on 64k, 1.23 (C_in 96) to 6.54 (C_in 512) on large, 2.12-2.19 on ds_cnn_m (all
+C_in 172: the closest miss, deterministic at seed 0); paper 0.000-0.006; low_rank 0.015-0.058.
 """
 
 from __future__ import annotations
