@@ -555,9 +555,11 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
     cv = args.protocol.startswith("cv:")
     clips = {s: int(sum(c.values())) for s, c in info.counts.items()}
     records = info.notes.get("records")
+    # The command as anyone reruns it: no --collect, and no work folder of this machine.
+    argv = [a for a in sys.argv[1:] if a != "--collect" and not a.startswith("--out")]
     lines = [
         f"## Frontier: {task}" + (f" ({args.tag})" if args.tag else ""), "",
-        f"Command: `{shlex.join([*COMMAND.split(), *(a for a in sys.argv[1:] if a != '--collect')])}`"
+        f"Command: `{shlex.join([*COMMAND.split(), *argv])}`"
         + (" (this section re-collected from its cached results with `--collect`)" if args.collect else "") + "  ",
         f"Machine: {machine_line()} (shared with other jobs while it ran); "
         + (f"time {wall / 60:.1f} min, the sum of the points' own times (train, export, TFLM evaluation)  "
