@@ -1,10 +1,19 @@
 """The frontier: hyper models against what a TFLM user already has, at equal file bytes, over seeds.
 
-Run from the repository root::
+Run from the repository root (each command resumes from its cache when run again)::
 
-    python -m bench.frontier --task=mitdb_aami [--seeds=3] [--epochs=8] [--points=a,b,...]
-    python -m bench.frontier --task=speech_commands --seeds=2 --epochs=6
-    python -m bench.frontier --task=mitdb_aami --quick --out=/tmp/frontier_quick   (what CI runs)
+    python -m bench.frontier --task=mitdb_aami --epochs=25 --patience=6 --out=runs/frontier_mitdb_aami \
+        --points=stored_28k,hyper_28k,stored_64k,hyper_64k,twin_64k,hyper_64k_t16z8,hyper_64k_low_rank_r8,\
+lut8_stored_64k,lut16_stored_64k,lut8_stored_28k
+    python -m bench.frontier --task=speech_commands --epochs=40 --patience=8 --out=runs/frontier_speech_commands \
+        --points=stored_ds_cnn_s,hyper_ds_cnn_s,stored_ds_cnn_m,hyper_ds_cnn_m,lut8_stored_ds_cnn_s,\
+lut16_stored_ds_cnn_m,hyper_ds_cnn_m_low_rank_r8
+    python -m bench.frontier --task=mitdb_aami --points=stored_64k --seeds=1 --tag=baseline_after --epochs=25 \
+        --patience=6 --out=runs/aami_baseline_after      (the AAMI baseline with the new recipe)
+    python -m bench.frontier --task=mitdb_aami --quick --out=/tmp/frontier_quick   (what CI runs: cv:3, 3 records)
+
+The protocol is ``--protocol=cv:5`` unless given: every record or speaker is tested once, and the
+five test folds are pooled before scoring.
 
 Every point is trained with the main job's functions (``pipeline.fit_model``, the same QAT and
 export), turned into a ``.tflite`` and scored in the TFLM Python interpreter (``pipeline.evaluate_model``;
