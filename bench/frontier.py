@@ -15,17 +15,19 @@ lut16_stored_ds_cnn_m,hyper_ds_cnn_m_low_rank_r8
 The protocol is ``--protocol=cv:5`` unless given: every record or speaker is tested once, and the
 five test folds are pooled before scoring.
 
-Every point is trained with the main job's functions (``pipeline.fit_model``, the same QAT and
-export), turned into a ``.tflite`` and scored in the TFLM Python interpreter (``pipeline.evaluate_model``;
-a hyper file is expanded on the host). Points: the stored CNN at several widths; hyper models
+Every point is trained with the main job's functions (``pipeline.fit_model``, the same schedule, QAT and
+export), turned into a ``.tflite`` and scored in TFLM (``pipeline.predictor``: a hyper file through the
+HyperTinyPW op in the host runner). Points: the stored CNN at several widths; hyper models
 (tiled at several code/tile sizes, the paper's dense and factorized heads, distillation on/off);
 and the stored CNN clustered by tfmot to 16 and 8 centroids (one fine-tuning epoch from the trained
 stored model) then LUT-compressed by ``tflite_micro.compression`` (``export.peers.lut_compress``).
 
-Each (point, seed) writes ``OUT/POINT/seedS/result.json`` and is skipped when it exists, so a killed
-run resumes. Without ``--quick`` the script writes the ``frontier_<task>`` section of BENCHMARKS.md
-and ``docs/frontier_<task>.png``; with ``--quick`` both go under ``--out`` (CI must not touch the repo).
-The data split is fixed (``--split_seed``); seeds vary initialization and shuffling.
+Each (point, seed, fold) writes ``OUT/POINT/seedS/foldF/result.json`` and ``scores.npz`` (the TFLM logits)
+and is skipped when they exist; training checkpoints every epoch, so a killed run resumes with the same
+numbers. The pooled result of a (point, seed) is ``OUT/POINT/seedS/result.json``. Without ``--quick``
+the script writes the ``frontier_<task>`` section of BENCHMARKS.md and ``docs/frontier_<task>.png``;
+with ``--quick`` both go under ``--out`` (CI must not touch the repo).
+The folds are fixed by the records or speakers and K; seeds vary initialization and shuffling.
 """
 
 from __future__ import annotations
