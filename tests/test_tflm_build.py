@@ -34,10 +34,15 @@ def test_only_the_kernels_our_models_use_are_compiled() -> None:
 
 
 def test_the_runner_resolves_every_builtin_op_our_exports_use() -> None:
-    """htpw_runner.cc's resolver and build.KERNELS name the same builtins (plus the custom op)."""
+    """Every builtin htpw_runner.cc adds is compiled from a kernel in build.KERNELS, and back."""
     runner = (build.HARNESS / "runner" / "htpw_runner.cc").read_text()
     added = {line.split("resolver.Add")[1].split("(")[0] for line in runner.splitlines() if "resolver.Add" in line}
-    assert added == {"Conv2D", "DepthwiseConv2D", "Mean", "Pack", "Reshape", "Shape", "StridedSlice"}
+    # The TFLM kernel source (tensorflow/lite/micro/kernels/<stem>.cc) that registers each builtin.
+    kernel_of = {"Conv2D": "conv", "Decode": "decode", "DepthwiseConv2D": "depthwise_conv", "Mean": "reduce",
+                 "Pack": "pack", "Reshape": "reshape", "Shape": "shape", "StridedSlice": "strided_slice"}
+    assert added == set(kernel_of), f"runner adds {sorted(added)}; update kernel_of and build.KERNELS together"
+    registering = {k for k in build.KERNELS if not k.startswith("decode_state")}
+    assert {kernel_of[op] for op in added} == registering
     assert "tflite::AddHyperTinyPW(resolver)" in runner
 
 
