@@ -7,8 +7,8 @@ One patient-wise split of the MIT-BIH records (``--split_seed``) for every run, 
 seeds is the model's (initialization and batch order), not the split's. Each seed trains the preset's
 hyper model once per ``init`` with the main job's schedule (``pipeline.fit_model`` under a default
 ``pipeline.RunConfig``: cosine schedule, balanced class weights, early stopping on validation macro-F1).
-The model is built as ``pipeline.build_model(preset, info, train, "hyper")`` builds it, with the preset's
-generator config plus ``init`` (build_model takes no generator argument).
+The model is ``pipeline.build_model(preset, info, train, "hyper", generator)`` with the preset's generator
+config plus ``init``.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ def build(preset: str, init: str, info: Any, train: Any) -> Any:
     """The preset's hyper model on the dataset's shape, its generator at ``init``, input normalization fitted."""
     spec = models.get_preset(preset).generator
     generator = {**spec, "config": {**spec.get("config", {}), "init": init}}
-    model = models.for_task(preset, info.task, info.input_shape, info.num_classes, pw="hyper", generator=generator)
-    models.fit_input_normalization(model, (x for x, _ in train))
-    return model
+    return pipeline.build_model(preset, info, (x for x, _ in train), "hyper", generator)
 
 
 def run(init: str, seed: int, args: argparse.Namespace, datasets: dict[str, Any], info: Any) -> dict[str, Any]:

@@ -47,11 +47,12 @@ import numpy as np
 
 from bench import _frontier_answers as answers_mod
 from bench._report import BENCHMARKS_PATH, machine_line, write_section
+from hyper_tinypw_tf import tasks
 from hyper_tinypw_tf.data.options import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = default_data_dir()
-TASKS = ("mitdb_aami", "mitdb_v", "speech_commands")
+TASKS = tuple(name for name, spec in tasks.TASKS.items() if tasks.CV in spec.protocols)  # the cross-validated ones
 KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
 QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
 COMMAND = "python -m bench.frontier"
@@ -297,14 +298,10 @@ def folder(point: str, seed: int, ctx: Context) -> Path:
 
 def _build(point: Point, ctx: Context) -> Any:
     """A new float model for ``point`` with input normalization fitted on the train split."""
-    from hyper_tinypw_tf import models, pipeline
+    from hyper_tinypw_tf import pipeline
 
-    if point.generator is None:
-        return pipeline.build_model(point.preset, ctx.info, (x for x, _ in ctx.datasets["train"]), point.side)
-    model = models.for_task(point.preset, ctx.info.task, ctx.info.input_shape, ctx.info.num_classes, pw=point.side,
-                            generator=point.generator)
-    models.fit_input_normalization(model, (x for x, _ in ctx.datasets["train"]))
-    return model
+    return pipeline.build_model(point.preset, ctx.info, (x for x, _ in ctx.datasets["train"]), point.side,
+                                point.generator)
 
 
 def _calibration(ctx: Context, n: int = 256) -> np.ndarray:
@@ -320,7 +317,7 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     Training checkpoints every epoch (``checkpoints/``), so a killed run resumes mid-training with the
     numbers of one never killed; its learning curve goes to ``curve.json``.
     """
-    from hyper_tinypw_tf import pipeline, training
+    from hyper_tinypw_tf import pipeline, quantization, training
     from hyper_tinypw_tf.export import api
 
     path = folder(point.name, seed, ctx) / "model.keras"
@@ -334,9 +331,7 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     curve = pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate,
                                path.parent / "checkpoints", teacher)
     api.write_atomic(path.parent / "curve.json", json.dumps(curve, indent=2) + "\n")
-    tmp = path.with_name(".model.partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    quantization.save_model(model, path)
     return path
 
 
@@ -612,7 +607,7 @@ def _rate(args: argparse.Namespace) -> str:
 
 
 def metrics_for(task: str) -> tuple[str, ...]:
-    return ("macro_f1", "accuracy") if task == "speech_commands" else ("macro_f1", "balanced_accuracy")
+    return tasks.get(task).headline
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

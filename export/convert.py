@@ -77,14 +77,6 @@ def check_layers(model: keras.Model) -> None:
             )
 
 
-def _channel_factor(bn: keras.layers.BatchNormalization | None, filters: int) -> np.ndarray | None:
-    """The per-channel gain gamma/sqrt(var+eps) of the BatchNorm folded into a generated layer, if any."""
-    if bn is None:
-        return None
-    gamma = bn.gamma.numpy() if bn.scale else np.ones(filters)
-    return np.asarray(gamma, np.float64) / np.sqrt(np.asarray(bn.moving_variance.numpy(), np.float64) + bn.epsilon)
-
-
 def generated_layers(model: keras.Model) -> list[GeneratedLayer]:
     """Encode every HyperPWConv2D of ``model`` (each generator once), in model order."""
     folds = inspect.folded_batchnorms(model)
@@ -98,7 +90,8 @@ def generated_layers(model: keras.Model) -> list[GeneratedLayer]:
         if id(gen) not in encoded:
             encoded[id(gen)] = encode.encode_generator(gen)
         enc = encoded[id(gen)]
-        factor = _channel_factor(folds.get(layer.name), layer.filters)
+        bn = folds.get(layer.name)
+        factor = None if bn is None else inspect.batchnorm_gain(bn)
         enc_layer = encode.encode_layer(layer, enc, channel_factor=factor)
         kernel, scales = encode.synthesize(enc, enc_layer)
         out.append(

@@ -202,7 +202,7 @@ def _teacher() -> Any:
 
 
 def _train(out: Path) -> tuple[Any, dict[str, Any], Any]:
-    from hyper_tinypw_tf import accounting, pipeline, training
+    from hyper_tinypw_tf import accounting, pipeline, quantization, training
 
     training.set_seed(FLAGS.seed)
     teacher = _teacher()  # loaded and checked against the task before the data
@@ -212,7 +212,7 @@ def _train(out: Path) -> tuple[Any, dict[str, Any], Any]:
         accounting.packed_bytes(model).summary(logging.info)
         pipeline.fit_model(model, datasets, info, _run_config(), FLAGS.epochs, FLAGS.learning_rate,
                            out / "checkpoints", teacher)
-    model.save(out / "model.keras")
+    quantization.save_model(model, out / "model.keras")
     return model, datasets, info
 
 

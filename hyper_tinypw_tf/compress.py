@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,13 +268,6 @@ def _bn_after(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
     return found
 
 
-def _bn_gain(bn: keras.layers.BatchNormalization | None, channels: int) -> np.ndarray:
-    if bn is None:
-        return np.ones(channels)
-    gamma = bn.gamma.numpy() if bn.scale else np.ones(channels)
-    return np.asarray(gamma, np.float64) / np.sqrt(np.asarray(bn.moving_variance.numpy(), np.float64) + bn.epsilon)
-
-
 def capture_targets(stored: keras.Model, names: Sequence[str], x: np.ndarray, batch_size: int = 256
                     ) -> dict[str, Target]:
     """For each PW layer in ``names``: its kernel, the covariance of its inputs over ``x``, its output weights.
@@ -306,7 +298,8 @@ def capture_targets(stored: keras.Model, names: Sequence[str], x: np.ndarray, ba
         mean = sums[name] / count
         kernel = np.asarray(inner[name].kernel.numpy(), np.float64)[0, 0].T  # (C_out, C_in)
         bn = bns.get(name)
-        targets[name] = Target(kernel, outer[name] / count - np.outer(mean, mean), _bn_gain(bn, kernel.shape[0]) ** 2)
+        gain = np.ones(kernel.shape[0]) if bn is None else inspect.batchnorm_gain(bn)
+        targets[name] = Target(kernel, outer[name] / count - np.outer(mean, mean), gain**2)
     return targets
 
 
@@ -653,13 +646,6 @@ def export_within_budget(qat: keras.Model, path: str | Path, budget_bytes: int, 
     return report
 
 
-def _save(model: keras.Model, path: Path) -> None:
-    """Save through a temporary name in the same folder, then rename (as the main job's stages do)."""
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: Callable[[], tuple[dict, Any]],
         strategy: str = "tiled", finetune: Finetune = Finetune(), start: str = "fit", mode: str = "boot",
         calibration_count: int = 512, n_boot: int = 1000, print_fn: Callable[[str], None] = print,
@@ -670,7 +656,7 @@ def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: C
     The hyper file is scored through the HyperTinyPW op in the host TFLM runner (``pipeline.evaluate_model``).
     ``options`` go to :func:`compress` (``fit_steps``, ``trials``, ``generated``).
     """
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf import pipeline, quantization
     from hyper_tinypw_tf.export import api
 
     out = Path(out)
@@ -680,8 +666,8 @@ def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: C
     result = compress(stored, budget_bytes, strategy, calibration, datasets, info, finetune, start=start,
                       print_fn=print_fn, **options)
     out.mkdir(parents=True, exist_ok=True)
-    _save(result.model, out / "model.keras")
-    _save(result.qat, out / "model_qat.h5")
+    quantization.save_model(result.model, out / "model.keras")
+    quantization.save_model(result.qat, out / "model_qat.h5")
     model_file = out / "model_hyper.tflite"
     report = export_within_budget(result.qat, model_file, budget_bytes, mode, print_fn)
     metrics = pipeline.evaluate_model(model_file, lambda: (datasets, info), "test", n_boot, finetune.seed)

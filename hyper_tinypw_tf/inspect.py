@@ -8,6 +8,7 @@ these rules are written here once.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from hyper_tinypw_tf._keras import keras
@@ -89,6 +90,13 @@ def is_linear(layer: keras.layers.Layer) -> bool:
     """Whether ``layer`` applies no activation (none, or keras' linear)."""
     activation = getattr(layer, "activation", None)
     return activation is None or activation is keras.activations.linear
+
+
+def batchnorm_gain(bn: keras.layers.BatchNormalization) -> np.ndarray:
+    """The per-channel gain gamma/sqrt(var+eps) of a BatchNorm in inference (what folds into a kernel)."""
+    variance = np.asarray(bn.moving_variance.numpy(), np.float64)
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones_like(variance)
+    return gamma / np.sqrt(variance + bn.epsilon)
 
 
 def folded_batchnorms(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:

@@ -136,11 +136,13 @@ def fit_model(
     return training.learning_curve(history, train_config)
 
 
-def build_model(preset: str, info: Any, train: Iterable[Any], side: str) -> Any:
+def build_model(preset: str, info: Any, train: Iterable[Any], side: str, generator: dict | None = None) -> Any:
     """A new model for ``side`` ("stored", "hyper" or "twin") on the dataset's input shape.
 
     "stored" is the preset's stored CNN of the same budget (its ``stored_backbone``), "twin" the
     hyper model's own backbone with stored PW layers. Input normalization is fitted on ``train``.
+    ``generator`` replaces the preset's generator spec of a hyper model (the frontier's strategy and
+    initialization points).
     """
     from hyper_tinypw_tf import models
 
@@ -148,7 +150,8 @@ def build_model(preset: str, info: Any, train: Iterable[Any], side: str) -> Any:
         backbone = replace(models.get_preset(preset).backbone, input_shape=tuple(info.input_shape))
         model = models.build_backbone(backbone, info.num_classes, pw="stored", name=f"{preset}_stored_twin")
     else:
-        model = models.for_task(preset, info.task, info.input_shape, info.num_classes, pw=side)
+        options = {} if generator is None else {"generator": generator}
+        model = models.for_task(preset, info.task, info.input_shape, info.num_classes, pw=side, **options)
     models.fit_input_normalization(model, train)
     return model
 
@@ -161,13 +164,6 @@ def load_model(path: str | Path) -> Any:
         raise ValueError(f"model file {str(path)!r} does not exist")
     with quantization.quantize_scope():
         return keras.models.load_model(path)
-
-
-def _save_model(model: Any, path: Path) -> None:
-    """Save through a temporary name in the same folder, then rename: a killed save leaves no file."""
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -377,7 +373,7 @@ class MainJob:
 
     def train(self, side: str) -> None:
         """Train the float model of ``side`` (same seed and schedule for every side)."""
-        from hyper_tinypw_tf import accounting, training
+        from hyper_tinypw_tf import accounting, quantization, training
 
         output = self.path(side, "model.keras")
         if self._skip(side, "train", output):
@@ -388,7 +384,7 @@ class MainJob:
             model = build_model(self.config.preset, data[1], (x for x, _ in data[0]["train"]), side)
             accounting.packed_bytes(model).summary(self.print)
             self._fit(model, side, data, self.config.epochs, self.config.learning_rate, "checkpoints")
-        _save_model(model, output)
+        quantization.save_model(model, output)
 
     def teacher_side(self) -> str:
         """Where the stored twin is trained: its own folder, or "stored" when that side is the twin already."""
@@ -414,7 +410,7 @@ class MainJob:
         if self.config.qat_epochs > 0:
             data = self.load_data()
             self._fit(qat_model, side, data, self.config.qat_epochs, self.config.learning_rate / 10, "checkpoints_qat")
-        _save_model(qat_model, output)
+        quantization.save_model(qat_model, output)
 
     def export(self, side: str) -> Path:
         from hyper_tinypw_tf.export import api

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,8 @@ class _DropDuplicatesWarning(logging.Filter):
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """``model.save(path)``, without tf_keras's H5 warning that shared variables will not stay shared.
+    """``model.save(path)`` through a temporary name in the same folder, then a rename (a killed save
+    leaves no file), without tf_keras's H5 warning that shared variables will not stay shared.
 
     The warning is silenced only when the generators are the only shared variables, where it is untrue:
     the reloaded model holds one generator whose variables every hyper layer uses. For any other shared
@@ -221,7 +223,10 @@ def save_model(model: keras.Model, path: str | Path) -> None:
     drop = _DropDuplicatesWarning()
     if quiet:
         tf_logger.addFilter(drop)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        model.save(path)
+        model.save(tmp)
     finally:
         tf_logger.removeFilter(drop)
+    os.replace(tmp, path)
