@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from hyper_tinypw_tf import kernels, synthesis
-from hyper_tinypw_tf.generators import ROLE_SIGNS, HyperGenerator, quantize_variable, register
+from hyper_tinypw_tf.generator_base import ROLE_SIGNS, HyperGenerator, quantize_variable, register
 from hyper_tinypw_tf.storage import CODES, HEADS, StoredTensor
 
 

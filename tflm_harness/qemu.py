@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tflm_harness import build
+from tflm_harness.result import ModelError, RunResult, read_kernels
 
 HARNESS = Path(__file__).resolve().parent
 M4 = HARNESS / "m4"
@@ -224,21 +225,9 @@ class M4Run:
         return int(self.stats["cached_kernel_bytes"])  # type: ignore[call-overload]
 
 
-def read_kernels(raw: bytes) -> dict[int, bytes]:
-    """Records [int32 tensor index][int32 byte count][bytes] → the last kernel made for each tensor."""
-    kernels, at = {}, 0
-    while at < len(raw):
-        index, size = (int(v) for v in np.frombuffer(raw[at:at + 8], "<i4"))
-        kernels[index] = raw[at + 8:at + 8 + size]
-        at += 8 + size
-    return kernels
-
-
 def _error(model: str, result: dict[str, object], stderr: str) -> ValueError:
-    """The host runner's error type (run.ModelError), so both targets fail the same way."""
-    from tflm_harness import run as host
-
-    error = host.ModelError(model, str(result["status"]), str(result["phase"]), int(result["failed_tensor"]))
+    """The host runner's error type (``result.ModelError``), so both targets fail the same way."""
+    error = ModelError(model, str(result["status"]), str(result["phase"]), int(result["failed_tensor"]))
     log = stderr.strip().splitlines()
     if log:
         error.add_note(f"runner log: {log[-1]}")
@@ -254,7 +243,7 @@ def run(model: bytes, inputs: np.ndarray | None = None, *, dump_kernels: bool = 
     that run's instruction counts meaningless, so they are reported as 0.
 
     Raises:
-      run.ModelError: the runner refused the model (its "status" names why, e.g. HTPW_ERR_CRC).
+      result.ModelError: the runner refused the model (its "status" names why, e.g. HTPW_ERR_CRC).
       ValueError: ``inputs`` is not a non-empty int8 batch.
       QemuError, build.BuildError: QEMU or the toolchain failed.
     """
@@ -332,10 +321,9 @@ def run_flips(model: bytes, inputs: np.ndarray, flips: Sequence[tuple[int, int]]
 def run_target(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = False):  # noqa: ANN201
     """``run.run``'s cortex-m4 target: :func:`run` as a ``run.RunResult`` (outputs in the model's shape)."""
     from hyper_tinypw_tf.export import _flatbuffer as fb
-    from tflm_harness import run as host
 
     data = Path(model).read_bytes()
     result = run(data, inputs, dump_kernels=kernels, name=str(model))
     graph = fb.read(data, str(model)).subgraphs[0]
     shape = [int(d) for d in graph.tensors[graph.outputs[0]].shape][1:]
-    return host.RunResult(result.outputs.reshape(len(result.outputs), *shape), result.stats, result.kernels)
+    return RunResult(result.outputs.reshape(len(result.outputs), *shape), result.stats, result.kernels)

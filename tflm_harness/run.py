@@ -9,47 +9,19 @@ target maps to one function with :func:`run_host`'s signature (the cortex-m4 run
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tflm_harness import build
+from tflm_harness.result import ModelError, RunResult, read_kernels
+
+__all__ = ["ModelError", "RunResult", "run", "run_cortex_m4", "run_files", "run_host"]
 
 DEFAULT_ARENA_BYTES = 16 << 20  # host: large enough for every preset's cached kernels
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one run of a model gave: int8 outputs (one row per example) and the runner's statistics."""
-
-    outputs: np.ndarray
-    stats: dict[str, object]
-    kernels: dict[int, bytes] = field(default_factory=dict)  # output tensor index → synthesized kernel
-
-
-class ModelError(ValueError):
-    """The runner refused the model: ``status`` is the htpw_status name (e.g. ``HTPW_ERR_CRC``) or its own."""
-
-    def __init__(self, model: str, status: str, phase: str, tensor: int) -> None:
-        where = f" (HyperTinyPW op writing tensor {tensor})" if tensor >= 0 else ""
-        super().__init__(f"{model}: the TFLM runner failed in {phase}{where}: {status}")
-        self.status, self.phase, self.tensor = status, phase, tensor
-
-
-def _read_kernels(path: Path) -> dict[int, bytes]:
-    """Records [int32 tensor][int32 bytes][bytes] written by the runner's --kernels."""
-    data, kernels, offset = path.read_bytes(), {}, 0
-    while offset < len(data):
-        tensor, size = struct.unpack_from("<ii", data, offset)
-        offset += 8
-        kernels[tensor] = data[offset:offset + size]
-        offset += size
-    return kernels
 
 
 def _examples(model: Path, inputs: np.ndarray | None) -> np.ndarray:
@@ -97,7 +69,7 @@ def run_host(model: Path, inputs: np.ndarray | None = None, *, kernels: bool = F
             raise RuntimeError(f"TFLM host runner exited with status {proc.returncode} on {model}: "
                                f"{proc.stderr.strip()[-2000:]}")
         stats = json.loads(proc.stdout.strip().splitlines()[-1])
-        return RunResult(np.load(y_path), stats, _read_kernels(k_path) if kernels else {})
+        return RunResult(np.load(y_path), stats, read_kernels(k_path.read_bytes()) if kernels else {})
 
 
 # target name → runner function (model, inputs, **options) → RunResult
