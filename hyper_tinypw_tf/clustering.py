@@ -5,8 +5,11 @@ BatchNorm folding and per-channel INT8 quantization, every output channel of suc
 at most ``n_clusters`` distinct int8 values, which is what lets TFLM's LUT compression
 (``export.peers.lut_compress``) store ``ceil(log2(n_clusters))``-bit indices in the file.
 
-Only 1×1 convolutions (the PW layers and the 1×1 classifier) are clustered: they are the bytes
-the generated mixers replace, so the comparison is like for like.
+Only stored 1×1 convolutions (the PW layers and the 1×1 classifier) are clustered: they are the
+bytes the generated mixers replace, so the comparison is like for like. In a hyper model the
+same holds for the 1×1 layers it still stores (PW1, the classifier): its ``HyperPWConv2D`` layers
+are no ``Conv2D`` and pass through unwrapped, still sharing their one generator (``clone_model``
+rebuilds them through ``generators.resolve``), so hyper + LUT is clustered the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def cluster_pointwise(model: keras.Model, n_clusters: int) -> keras.Model:
 
     Raises:
       ValueError: if ``n_clusters`` is outside [2, 256] or the model has no stored 1×1 conv
-        (a hyper model's generated layers are not clusterable: compare against its stored twin).
+        (a hyper model's generated layers are never wrapped; its stored ones are).
     """
     import tensorflow_model_optimization as tfmot
 

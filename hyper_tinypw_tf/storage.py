@@ -45,8 +45,8 @@ class StoredTensor:
     scales_of: str = ""
 
     def __post_init__(self) -> None:
-        if self.bits not in (1, 4, 8, 32):
-            raise ValueError(f"StoredTensor {self.name!r}: bits must be 1, 4, 8 or 32, received {self.bits}")
+        if self.bits not in (*range(1, 9), 32):
+            raise ValueError(f"StoredTensor {self.name!r}: bits must be 1 to 8 or 32, received {self.bits}")
         if any(d <= 0 for d in self.shape):
             raise ValueError(f"StoredTensor {self.name!r}: non-positive dimension in shape {self.shape}")
 
