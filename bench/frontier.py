@@ -56,14 +56,17 @@ TASKS = tuple(name for name, spec in tasks.TASKS.items() if tasks.CV in spec.pro
 KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
 QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
 COMMAND = "python -m bench.frontier"
+HYPER, LUT, HYPERLUT = "hyper", "lut", "hyperlut"
+CLUSTERED = {LUT: "stored", HYPERLUT: HYPER}  # a clustered kind → the kind of the point it starts from
 
 
 @dataclass(frozen=True)
 class Point:
     """One model of the frontier.
 
-    ``kind`` is "stored" (a folded file), "hyper" (a hyper file) or "lut" (the stored point ``base``
-    clustered to ``clusters`` centroids, LUT-compressed). ``preset``/``side`` pick the backbone as
+    ``kind`` is "stored" (a folded file), "hyper" (a hyper file), "lut" (the stored point ``base``
+    clustered to ``clusters`` centroids, LUT-compressed) or "hyperlut" (the hyper point ``base``, its
+    stored 1×1 layers clustered and LUT-compressed beside its HyperTinyPW ops). ``preset``/``side`` pick the backbone as
     ``pipeline.build_model`` does ("stored" = the preset's stored CNN, "twin" = the hyper backbone
     with stored PW, "hyper"); ``generator`` overrides the preset's; ``teacher`` names the stored
     point a hyper model is distilled from.
@@ -87,7 +90,7 @@ class Point:
 
         if self.generator is not None and self.generator["strategy"] == LowRankGenerator.strategy:
             return answers_mod.LOW_RANK
-        return self.kind
+        return HYPER if self.kind == HYPERLUT else self.kind  # hyper + LUT is a generated point
 
 
 def _tiled(tile: int, code: int, hidden: int = 32) -> dict[str, Any]:
@@ -136,6 +139,12 @@ def _ecg_points() -> list[Point]:
         Point("lut8_stored_64k", "lut", label="stored 64k, 8 clusters + LUT3", base="stored_64k", clusters=8),
         Point("lut16_stored_225k", "lut", label="stored 225k, 16 clusters + LUT4", base="stored_225k", clusters=16),
         Point("lut16_twin_64k", "lut", label="twin 64k, 16 clusters + LUT4", base="twin_64k", clusters=16),
+        Point("hyperlut16_hyper_32k", HYPERLUT, label="hyper 32k, stored 1x1 16 clusters + LUT4", base="hyper_32k",
+              clusters=16),
+        Point("hyperlut16_hyper_64k", HYPERLUT, label="hyper 64k, stored 1x1 16 clusters + LUT4", base="hyper_64k",
+              clusters=16, twin="twin_64k"),
+        Point("hyperlut8_hyper_64k", HYPERLUT, label="hyper 64k, stored 1x1 8 clusters + LUT3", base="hyper_64k",
+              clusters=8, twin="twin_64k"),
     ]
 
 
@@ -185,7 +194,7 @@ DEFAULT_POINTS["mitdb_v"] = DEFAULT_POINTS["mitdb_aami"]
 def resolve_points(task: str, names: list[str]) -> list[Point]:
     """The named points, with every stored point they depend on (bases, teachers) placed before them.
 
-    A clustered point ``lutN_<stored point>`` is made for any stored point on request.
+    A clustered point ``lutN_<stored point>`` or ``hyperlutN_<hyper point>`` is made for any such point on request.
 
     Raises:
       ValueError: an unknown name, listing the known ones.
@@ -197,11 +206,12 @@ def resolve_points(task: str, names: list[str]) -> list[Point]:
         if name in chosen:
             return
         point = known.get(name)
-        if point is None and name.startswith("lut") and "_" in name:
-            clusters, base = name[3:].split("_", 1)
-            if clusters.isdigit() and base in known and known[base].kind == "stored":
-                point = Point(name, "lut", label=f"{base}, {clusters} clusters + LUT", base=base,
-                              clusters=int(clusters))
+        kind = next((k for k in (HYPERLUT, LUT) if name.startswith(k)), None)
+        if point is None and kind and "_" in name:
+            clusters, base = name[len(kind):].split("_", 1)
+            if clusters.isdigit() and base in known and known[base].kind == CLUSTERED[kind]:
+                point = Point(name, kind, label=f"{base}, {clusters} clusters + LUT", base=base,
+                              clusters=int(clusters), twin=known[base].twin)
         if point is None:
             raise ValueError(f"frontier: unknown point {name!r} for --task={task}; known: {sorted(known)}")
         for need in (point.base, point.teacher):
@@ -347,12 +357,15 @@ def _teacher(point: Point, seed: int, ctx: Context) -> Any:
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
     from hyper_tinypw_tf import clustering, pipeline, quantization, training
-    from hyper_tinypw_tf.export import api, convert, peers, slim
+    from hyper_tinypw_tf.export import api, peers, slim
 
     where = folder(point.name, seed, ctx)
     where.mkdir(parents=True, exist_ok=True)
     output = where / "model.tflite"
-    if point.kind == "lut":
+    if point.kind in CLUSTERED:
+        # Clustered points start from the trained base point: one fine-tuning epoch with the stored 1×1
+        # layers clustered, then post-training quantization (QAT's weight updates would undo the clusters),
+        # then LUT. A hyperlut file keeps its generated layers as HyperTinyPW ops.
         base = points[point.base]  # type: ignore[index]
         float_model = pipeline.load_model(_train_float(base, seed, ctx))
         if not output.exists():
@@ -361,8 +374,9 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
             config = _config(ctx, seed)
             pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10,
                                where / "checkpoints_cluster")
-            folded = convert.convert_model(clustering.strip(wrapped), representative_data=_calibration(ctx))
-            compressed = peers.lut_compress(folded, peers.bits_for_clusters(point.clusters))
+            fmt = api.HYPER if point.kind == HYPERLUT else api.FOLDED
+            plain = api.export_model(clustering.strip(wrapped), fmt=fmt, representative_data=_calibration(ctx))
+            compressed = peers.lut_compress(plain, peers.bits_for_clusters(point.clusters))
             # The same zero-point slimming as the stored and hyper files (TFLM runs it unchanged).
             api.write_atomic(output, slim.slim_zero_points_bytes(compressed))
         return output, float_model
@@ -417,7 +431,7 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
     runnable, expanded = pipeline.tflm_runnable(data)
     arena = pipeline.tflm_arena_bytes(runnable)
     bill = accounting.runtime_bill(float_model)
-    curve_path = folder(point.kind == "lut" and point.base or point.name, seed, ctx) / "curve.json"
+    curve_path = folder(point.kind in CLUSTERED and point.base or point.name, seed, ctx) / "curve.json"
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     result = {
         "point": point.name, "kind": point.kind, "label": point.label, "twin": point.twin, "seed": seed,

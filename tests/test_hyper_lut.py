@@ -169,3 +169,40 @@ def test_lut_report_leaves_a_report_without_paying_filters_unchanged():
     # At 7 bits a table of 128 values per channel outweighs 16 or 64 int8 inputs: nothing is compressed.
     assert not any(peers.lut_pays(c_out, c_in, 7) for c_out, c_in in STORED_1X1.values())
     assert peers.lut_report(report, 7).tensors == report.tensors
+
+
+def test_frontier_resolves_hyperlut_points_after_their_hyper_base():
+    from bench import frontier
+
+    names = [p.name for p in frontier.resolve_points("mitdb_aami", ["hyperlut16_hyper_64k", "hyperlut4_hyper_28k"])]
+    assert names == ["hyper_64k", "hyperlut16_hyper_64k", "hyper_28k", "hyperlut4_hyper_28k"]
+    made = frontier.resolve_points("mitdb_aami", ["hyperlut4_hyper_28k"])[-1]
+    assert (made.kind, made.base, made.clusters, made.report_kind) == ("hyperlut", "hyper_28k", 4, "hyper")
+    with pytest.raises(ValueError, match=r"unknown point 'hyperlut16_stored_64k'"):
+        frontier.resolve_points("mitdb_aami", ["hyperlut16_stored_64k"])
+
+
+def test_frontier_builds_a_hyperlut_file_from_a_trained_hyper_point(tmp_path):
+    """The point builder on a tiny saved hyper model and random data: one clustering epoch, export, LUT."""
+    import types
+
+    import tensorflow as tf
+
+    from bench import frontier
+    from hyper_tinypw_tf import quantization
+
+    hyper, _, _ = _models()
+    base = frontier.Point("hyper_tiny", "hyper")
+    point = frontier.Point("hyperlut4_hyper_tiny", frontier.HYPERLUT, base=base.name, clusters=CLUSTERS)
+    rows = tf.data.Dataset.from_tensor_slices((_data(32, 5), np.arange(32) % 3)).batch(16)
+    info = types.SimpleNamespace(num_classes=3, class_names=("a", "b", "c"))
+    ctx = frontier.Context("mitdb_aami", {"train": rows, "val": rows}, info, tmp_path, epochs=1, qat_epochs=0,
+                           n_boot=0, metrics=(), log=lambda _: None)
+    saved = frontier.folder(base.name, 0, ctx) / "model.keras"
+    saved.parent.mkdir(parents=True)
+    quantization.save_model(hyper, saved)  # the trained base point, as _train_float leaves it
+    output, _ = frontier._model_file(point, 0, ctx, {base.name: base, point.name: point})
+    data = output.read_bytes()
+    assert _ops(data).count(fmt.CUSTOM_OP_NAME) == 2 and _ops(data).count("TFLM_DECODE") == len(STORED_1X1)
+    expand.check_file_crc(data)
+    tflm_run.run_host(output, _inputs())  # the setup (synthesis, then DECODE) and one inference run
