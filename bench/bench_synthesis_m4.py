@@ -53,7 +53,7 @@ def build_firmware(out: Path, extra: list[str], layers: tuple[tuple[int, int], .
     tree = Path(tc.tflm_dir)
     shapes = ",".join(f"{{{o},{i}}}" for o, i in layers)
     defines = [f"-DLAYERS={shapes}", f"-DTILE={tile}", f"-DCODE_DIM={code_dim}", f"-DHIDDEN_DIM={hidden_dim}"]
-    sources = [FIRMWARE, *build.HARNESS.joinpath("core").glob("*.c"), tree / CMSIS_MATMUL,
+    sources = [FIRMWARE, *build.core_sources(), tree / CMSIS_MATMUL,
                *qemu._platform_sources(tc)]
     objects = []
     for src in sources:

@@ -39,7 +39,7 @@ static int8_t f_b[F_HIDDEN * MAX_C];
 static int32_t scratch[16384];
 
 #if defined(HTPW_BENCH_STEPS)
-/* Ticks per step of the tiled strategy (htpw_synthesis.c marks where each ends: 0 setup, 1 codes x
+/* Ticks per step of the tiled strategy (htpw_tiled.c marks where each ends: 0 setup, 1 codes x
  * W1, 2 hidden ReLU and pair words, 3 tile values, 4 channel quantization), for the profiling build. */
 #define N_STEPS 5
 static uint32_t step_ticks[N_STEPS], step_mark;

@@ -22,11 +22,12 @@ from hyper_tinypw_tf import low_rank, models, synthesis
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, expand
 from hyper_tinypw_tf.export import format as fmt
+from tflm_harness.build import core_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "tflm_harness" / "core"
 FUZZ = ROOT / "tflm_harness" / "fuzz"
-CORE_SOURCES = (CORE / "htpw_synthesis.c", CORE / "htpw_low_rank.c", CORE / "htpw_op.c", CORE / "htpw_file.c")
+CORE_SOURCES = tuple(core_sources())  # the one list every build reads
 CASE_SOURCES = (FUZZ / "htpw_case.c",)
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
@@ -105,7 +106,25 @@ def load(path: Path) -> ctypes.CDLL:
     lib.htpw_op_scratch_bytes.argtypes = [ptr, ptr, i32, ptr]
     lib.htpw_op_synthesize.argtypes = [ptr, ptr, i32, ptr, i32, ptr, i32]
     lib.htpw_file_check.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ptr]
+    lib.htpw_tiled_scratch_bytes.argtypes = [ptr, i32, i32]
+    lib.htpw_paper_scratch_bytes.argtypes = [ptr, i32, i32]
+    lib.htpw_channel_quantize_row.argtypes = [ptr, i32, ctypes.c_int, ptr]
+    lib.htpw_mat_mult_s32.argtypes = [ptr, ptr, i32, i32, i32, ptr]
+    lib.htpw_tiled_synthesize.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
+    lib.htpw_paper_synthesize.argtypes = [ptr, i32, ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
     return lib
+
+
+@functools.cache
+def _session_library(base: Path) -> ctypes.CDLL:
+    (base / "core_lib").mkdir(exist_ok=True)
+    return load(build(base / "core_lib" / "libhtpw.so", CORE_SOURCES, (*STRICT, "-O2", "-shared", "-fPIC")))
+
+
+@pytest.fixture(scope="session", name="lib")
+def library(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    """The core, built once per session: a test module takes it as ``lib = core_lib.library``."""
+    return _session_library(tmp_path_factory.getbasetemp())
 
 
 def file_check(lib: ctypes.CDLL, data: bytes) -> tuple[str, FileInfo]:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hyper_tinypw_tf import synthesis
-
-CORE = Path(__file__).resolve().parents[1] / "tflm_harness" / "core"
+from tests import core_lib
 
 
 class Tensor(ctypes.Structure):
@@ -32,28 +28,7 @@ class Requant(ctypes.Structure):
     _fields_ = [("multiplier", ctypes.c_int32), ("shift", ctypes.c_int32)]
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        pytest.fail("a C compiler (gcc) is needed to test tflm_harness/core")
-    out = tmp_path_factory.mktemp("core") / "libhtpw.so"
-    subprocess.run(
-        [compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
-         str(CORE / "htpw_synthesis.c"), str(CORE / "htpw_low_rank.c"), str(CORE / "htpw_op.c"), "-o", str(out)],
-        check=True,
-    )
-    library = ctypes.CDLL(str(out))
-    library.htpw_requantize.restype = ctypes.c_int32
-    library.htpw_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
-    ptr, i32 = ctypes.c_void_p, ctypes.c_int32
-    library.htpw_tiled_scratch_bytes.argtypes = [ptr, i32, i32]
-    library.htpw_paper_scratch_bytes.argtypes = [ptr, i32, i32]
-    library.htpw_channel_quantize_row.argtypes = [ptr, i32, ctypes.c_int, ptr]
-    library.htpw_mat_mult_s32.argtypes = [ptr, ptr, i32, i32, i32, ptr]
-    library.htpw_tiled_synthesize.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
-    library.htpw_paper_synthesize.argtypes = [ptr, i32, ptr, ptr, i32, ptr, ptr, ptr, i32, i32, ptr, i32, ptr]
-    return library
+lib = core_lib.library  # the session's build of the core
 
 
 class Stored:

@@ -17,12 +17,7 @@ from hyper_tinypw_tf.export import slim
 from tests import core_lib
 from tests.conftest_export import tiny_exports
 
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("file") / "libhtpw.so"
-    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O1", "-shared", "-fPIC"))
-    return core_lib.load(out)
+lib = core_lib.library  # the session's build of the core
 
 
 def _hyper_codes(data: bytes) -> int:

@@ -28,11 +28,7 @@ def fuzzer(tmp_path_factory):
     return core_lib.build(out, sources, flags, cc="clang")
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fuzz_lib") / "libhtpw.so"
-    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O1", "-shared", "-fPIC"))
-    return core_lib.load(out)
+lib = core_lib.library  # the session's build of the core
 
 
 def seed_corpus(lib, folder) -> int:

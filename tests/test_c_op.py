@@ -12,12 +12,7 @@ import pytest
 from hyper_tinypw_tf.export import format as fmt
 from tests import core_lib
 
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("op") / "libhtpw_op.so"
-    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O2", "-shared", "-fPIC"))
-    return core_lib.load(out)
+lib = core_lib.library  # the session's build of the core
 
 
 @pytest.mark.parametrize(("strategy", "bits"), core_lib.CONFIGS)

@@ -29,12 +29,7 @@ def driver(tmp_path_factory):
     return core_lib.build(out, sources, (*core_lib.STRICT, *SANITIZE), cc="clang")
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    """The plain build, only for the option-id parsers that make case options."""
-    out = tmp_path_factory.mktemp("asan_lib") / "libhtpw.so"
-    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O1", "-shared", "-fPIC"))
-    return core_lib.load(out)
+lib = core_lib.library  # the session's build of the core
 
 
 def run_cases(driver, folder, cases: list[tuple[str, bytes]]) -> dict[str, tuple[str, str]]:

@@ -6,8 +6,6 @@ import ctypes
 import dataclasses
 import re
 
-import pytest
-
 from hyper_tinypw_tf import synthesis
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export import status
@@ -31,11 +29,7 @@ def _defines(*headers) -> dict[str, int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("status") / "libhtpw.so"
-    core_lib.build(out, core_lib.CORE_SOURCES, (*core_lib.STRICT, "-O1", "-shared", "-fPIC"))
-    return core_lib.load(out)
+lib = core_lib.library  # the session's build of the core
 
 
 def test_status_enum_matches_python_name_value_and_message():

@@ -289,10 +289,15 @@ def build_tflm(target: str = "host", jobs: int = 2) -> Library:
     return Library(lib, tc, seconds, False)
 
 
+def core_sources() -> list[Path]:
+    """The C core (every core/*.c: primitives, one file per strategy, op, file check): the one list
+    every build reads (targets, Arduino sketch, the M4 synthesis bench, the host tests and fuzzers)."""
+    return sorted((HARNESS / "core").glob("*.c"))
+
+
 def harness_sources() -> list[Path]:
-    """Our C/C++ sources shared by every target: the core (not its fuzz/test mains), kernel, runner."""
-    core = [p for p in sorted((HARNESS / "core").glob("*.c")) if "fuzz" not in p.name and "test" not in p.name]
-    return [*core, *sorted((HARNESS / "kernel").glob("*.cc")), HARNESS / "runner" / "htpw_runner.cc"]
+    """Our C/C++ sources shared by every target: the core, kernel, runner."""
+    return [*core_sources(), *sorted((HARNESS / "kernel").glob("*.cc")), HARNESS / "runner" / "htpw_runner.cc"]
 
 
 def harness_includes() -> list[str]:

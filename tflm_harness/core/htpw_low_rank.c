@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-static int64_t align4(int64_t x) { return (x + 3) & ~(int64_t)3; }
+#include "htpw_shared.h"
+#include "htpw_strategy.h"
 
 /* Scratch layout: V transposed (c_in * rank int8), U's row (rank int8), the row's accumulators
  * (c_in int32), each part 4-byte aligned. */
@@ -20,8 +21,8 @@ typedef struct {
 static low_rank_layout plan(int32_t rank, int32_t c_in) {
   low_rank_layout l;
   l.v_t = 0;
-  l.u_row = align4((int64_t)c_in * rank);
-  l.acc = l.u_row + align4(rank);
+  l.u_row = htpw_align4((int64_t)c_in * rank);
+  l.acc = l.u_row + htpw_align4(rank);
   l.total = l.acc + 4 * (int64_t)c_in;
   return l;
 }
@@ -67,3 +68,31 @@ htpw_status htpw_low_rank_synthesize(const htpw_tensor* u, const htpw_tensor* v,
   }
   return HTPW_OK;
 }
+
+/* ---- the op's record (htpw_strategy.h) ------------------------------------------------ */
+
+/* Both dims are the rank r (docs/format.md section 3). */
+static htpw_status check_options(const htpw_options* o) {
+  return o->code_dim != o->hidden_dim ? HTPW_ERR_OPTION_CODE_DIM : HTPW_OK;
+}
+
+/* u [c_out, r] at code_bits, v [r, c_in] at weight_bits, signs. */
+static htpw_input_spec input_spec(const htpw_options* o, int32_t index) {
+  if (index == HTPW_LOW_RANK_INPUT_U) return htpw_spec(htpw_code_type(o), 2, o->c_out, o->hidden_dim);
+  if (index == HTPW_LOW_RANK_INPUT_V) return htpw_spec(htpw_weight_type(o), 2, o->hidden_dim, o->c_in);
+  return htpw_signs_spec(o);
+}
+
+static int32_t scratch_bytes(const htpw_options* o) { return htpw_low_rank_scratch_bytes(o->hidden_dim, o->c_in); }
+
+static htpw_status synthesize(const htpw_options* o, const htpw_input* inputs, const htpw_requant* requant,
+                              const htpw_signs* signs, void* scratch, int32_t scratch_bytes, int8_t* kernel) {
+  const htpw_tensor u = htpw_tensor_of(&inputs[HTPW_LOW_RANK_INPUT_U]);
+  const htpw_tensor v = htpw_tensor_of(&inputs[HTPW_LOW_RANK_INPUT_V]);
+  (void)requant; /* low_rank has no micro-MLP */
+  return htpw_low_rank_synthesize(&u, &v, o->hidden_dim, signs, o->c_out, o->c_in, scratch, scratch_bytes, kernel);
+}
+
+const htpw_strategy htpw_strategy_low_rank = {
+    HTPW_STRATEGY_LOW_RANK, HTPW_LOW_RANK_INPUTS, -1, 0, check_options, input_spec, scratch_bytes, synthesize,
+};

@@ -4,6 +4,20 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "htpw_strategy.h"
+
+/* One record per strategy, indexed by htpw_strategy_id (htpw_strategy.h): a new strategy is its
+ * file, its id in htpw_op.h and one entry here. */
+static const htpw_strategy* const kStrategies[HTPW_STRATEGY_COUNT] = {
+    &htpw_strategy_tiled,
+    &htpw_strategy_paper_dense,
+    &htpw_strategy_paper_factorized,
+    &htpw_strategy_low_rank,
+};
+
+/* The record of options that passed htpw_options_validate. */
+static const htpw_strategy* strategy_of(const htpw_options* o) { return kStrategies[o->strategy]; }
+
 #define HTPW_STATUS_COUNT 35
 
 static const char* const kStatusNames[HTPW_STATUS_COUNT] = {
@@ -126,46 +140,38 @@ htpw_status htpw_mode_from_string(const char* s, int32_t len, htpw_mode_id* out)
 }
 
 htpw_status htpw_strategy_from_string(const char* s, int32_t len, htpw_strategy_id* out) {
+  int i;
   if (out == NULL) return HTPW_ERR_NULL;
-  if (equals(s, len, HTPW_STRATEGY_TILED)) {
-    *out = HTPW_STRATEGY_ID_TILED;
-  } else if (equals(s, len, HTPW_STRATEGY_PAPER_DENSE)) {
-    *out = HTPW_STRATEGY_ID_PAPER_DENSE;
-  } else if (equals(s, len, HTPW_STRATEGY_PAPER_FACTORIZED)) {
-    *out = HTPW_STRATEGY_ID_PAPER_FACTORIZED;
-  } else if (equals(s, len, HTPW_STRATEGY_LOW_RANK)) {
-    *out = HTPW_STRATEGY_ID_LOW_RANK;
-  } else {
-    return HTPW_ERR_OPTION_STRATEGY;
+  for (i = 0; i < HTPW_STRATEGY_COUNT; ++i) {
+    if (equals(s, len, kStrategies[i]->name)) {
+      *out = (htpw_strategy_id)i;
+      return HTPW_OK;
+    }
   }
-  return HTPW_OK;
+  return HTPW_ERR_OPTION_STRATEGY;
 }
 
 static int in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; }
 
 /* Same order as export/format.py's _validate, so both name the same first bad option. */
 htpw_status htpw_options_validate(const htpw_options* o) {
-  int tiled;
+  const htpw_strategy* s;
+  htpw_status status;
   if (o == NULL) return HTPW_ERR_NULL;
   if (o->version != HTPW_FORMAT_VERSION) return HTPW_ERR_OPTION_VERSION;
   if (!in_range((int32_t)o->mode, HTPW_MODE_ID_BOOT, HTPW_MODE_ID_STREAM)) return HTPW_ERR_OPTION_MODE;
-  if (!in_range((int32_t)o->strategy, HTPW_STRATEGY_ID_TILED, HTPW_STRATEGY_ID_LOW_RANK)) {
-    return HTPW_ERR_OPTION_STRATEGY;
-  }
+  if (!in_range((int32_t)o->strategy, 0, HTPW_STRATEGY_COUNT - 1)) return HTPW_ERR_OPTION_STRATEGY;
+  s = strategy_of(o);
   if (!in_range(o->c_out, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_C_OUT;
   if (!in_range(o->c_in, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_C_IN;
   if (!in_range(o->code_dim, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_CODE_DIM;
   if (!in_range(o->hidden_dim, 1, HTPW_MAX_DIM)) return HTPW_ERR_OPTION_HIDDEN_DIM;
-  /* low_rank: both are the rank r (docs/format.md section 3). */
-  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK && o->code_dim != o->hidden_dim) return HTPW_ERR_OPTION_CODE_DIM;
-  if (o->strategy == HTPW_STRATEGY_ID_PAPER_FACTORIZED && o->hidden_dim > HTPW_MAX_FACTOR_RANK) {
-    return HTPW_ERR_OPTION_HIDDEN_DIM;
-  }
+  if (s->check_options != NULL && (status = s->check_options(o)) != HTPW_OK) return status;
   if (o->code_bits != 4 && o->code_bits != 8) return HTPW_ERR_OPTION_CODE_BITS;
   if (o->weight_bits != 4 && o->weight_bits != 8) return HTPW_ERR_OPTION_WEIGHT_BITS;
-  tiled = o->strategy == HTPW_STRATEGY_ID_TILED;
-  if (tiled && !in_range(o->tile_size, 1, HTPW_MAX_TILE_SIZE)) return HTPW_ERR_OPTION_TILE_SIZE;
-  if (!tiled && o->tile_size != 0) return HTPW_ERR_OPTION_TILE_SIZE;
+  if (s->max_tile_size > 0 ? !in_range(o->tile_size, 1, s->max_tile_size) : o->tile_size != 0) {
+    return HTPW_ERR_OPTION_TILE_SIZE;
+  }
   return HTPW_OK;
 }
 
@@ -182,15 +188,8 @@ htpw_status htpw_op_kernel_bytes(const htpw_options* o, int32_t* bytes) {
 
 /* ---- inputs (docs/format.md section 2) ------------------------------------------------ */
 
-typedef struct {
-  htpw_type type;
-  int32_t rank;
-  int64_t dims[2];
-  int last_at_least; /* b_shared: [d_h, C_in_max] with C_in_max >= c_in */
-} input_spec;
-
-static input_spec spec(htpw_type type, int32_t rank, int64_t d0, int64_t d1) {
-  input_spec s;
+htpw_input_spec htpw_spec(htpw_type type, int32_t rank, int64_t d0, int64_t d1) {
+  htpw_input_spec s;
   s.type = type;
   s.rank = rank;
   s.dims[0] = d0;
@@ -199,61 +198,22 @@ static input_spec spec(htpw_type type, int32_t rank, int64_t d0, int64_t d1) {
   return s;
 }
 
-static int32_t input_count(htpw_strategy_id strategy) {
-  if (strategy == HTPW_STRATEGY_ID_TILED) return HTPW_TILED_INPUTS;
-  if (strategy == HTPW_STRATEGY_ID_PAPER_DENSE) return HTPW_PAPER_DENSE_INPUTS;
-  if (strategy == HTPW_STRATEGY_ID_LOW_RANK) return HTPW_LOW_RANK_INPUTS;
-  return HTPW_PAPER_FACTORIZED_INPUTS;
+htpw_type htpw_code_type(const htpw_options* o) { return o->code_bits == 4 ? HTPW_TYPE_INT4 : HTPW_TYPE_INT8; }
+
+htpw_type htpw_weight_type(const htpw_options* o) { return o->weight_bits == 4 ? HTPW_TYPE_INT4 : HTPW_TYPE_INT8; }
+
+htpw_input_spec htpw_mlp_input_spec(const htpw_options* o, int32_t index) {
+  if (index == HTPW_TILED_INPUT_W1) return htpw_spec(htpw_weight_type(o), 2, o->code_dim, o->hidden_dim);
+  return htpw_spec(HTPW_TYPE_INT32, 1, o->hidden_dim, 0); /* b1 */
 }
 
-/* What input `index` must be, for options that passed htpw_options_validate. */
-static input_spec input_spec_at(const htpw_options* o, int32_t index) {
-  const htpw_type code_type = o->code_bits == 4 ? HTPW_TYPE_INT4 : HTPW_TYPE_INT8;
-  const htpw_type weight_type = o->weight_bits == 4 ? HTPW_TYPE_INT4 : HTPW_TYPE_INT8;
-  const int64_t c_out = o->c_out, c_in = o->c_in, d_z = o->code_dim, d_h = o->hidden_dim;
-  const int64_t n_signs = (c_out + 7) / 8;
-  input_spec s = spec(HTPW_TYPE_UINT8, 1, n_signs, 0);
-  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) { /* u [c_out, r], v [r, c_in], signs */
-    if (index == HTPW_LOW_RANK_INPUT_U) return spec(code_type, 2, c_out, d_h);
-    if (index == HTPW_LOW_RANK_INPUT_V) return spec(weight_type, 2, d_h, c_in);
-    return s;
-  }
-  if (index == 0) { /* codes */
-    if (o->strategy == HTPW_STRATEGY_ID_TILED) {
-      const int64_t b = o->tile_size;
-      return spec(code_type, 2, ((c_out + b - 1) / b) * ((c_in + b - 1) / b), d_z);
-    }
-    return spec(code_type, 2, 1, d_z);
-  }
-  if (index == 1) return spec(weight_type, 2, d_z, d_h); /* w1 */
-  if (index == 2) return spec(HTPW_TYPE_INT32, 1, d_h, 0); /* b1 */
-  if (index == 3) { /* w2 or head */
-    if (o->strategy == HTPW_STRATEGY_ID_TILED) return spec(weight_type, 2, d_h, (int64_t)o->tile_size * o->tile_size);
-    if (o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE) return spec(weight_type, 2, d_h, c_out * c_in);
-    return spec(weight_type, 2, c_out, d_h);
-  }
-  if (o->strategy == HTPW_STRATEGY_ID_PAPER_FACTORIZED) {
-    if (index == 4) { /* b_shared */
-      s = spec(weight_type, 2, d_h, c_in);
-      s.last_at_least = 1;
-      return s;
-    }
-    if (index == 5) return spec(HTPW_TYPE_INT32, 1, 2, 0); /* requant */
-    return s;                                              /* signs */
-  }
-  if (index == 4) return spec(HTPW_TYPE_INT32, 1, 2, 0); /* requant */
-  return s;                                              /* signs */
+htpw_input_spec htpw_requant_spec(void) { return htpw_spec(HTPW_TYPE_INT32, 1, 2, 0); }
+
+htpw_input_spec htpw_signs_spec(const htpw_options* o) {
+  return htpw_spec(HTPW_TYPE_UINT8, 1, ((int64_t)o->c_out + 7) / 8, 0);
 }
 
-/* -1 for a strategy without a requantization input (low_rank). */
-static int32_t requant_index(const htpw_options* o) {
-  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) return -1;
-  if (o->strategy == HTPW_STRATEGY_ID_TILED) return HTPW_TILED_INPUT_REQUANT;
-  if (o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE) return HTPW_PAPER_DENSE_INPUT_REQUANT;
-  return HTPW_PAPER_FACTORIZED_INPUT_REQUANT;
-}
-
-static htpw_status check_input(const input_spec* s, const htpw_input* in) {
+static htpw_status check_input(const htpw_input_spec* s, const htpw_input* in) {
   int64_t count = 1, needed;
   int32_t d;
   if (in->data == NULL) return HTPW_ERR_INPUT_CONSTANT;
@@ -292,13 +252,13 @@ static htpw_status validate(const htpw_options* o, const htpw_input* inputs, int
   *failed_input = -1;
   if ((status = htpw_op_kernel_bytes(o, &kernel_bytes)) != HTPW_OK) return status;
   if (inputs == NULL && n_inputs != 0) return HTPW_ERR_NULL;
-  if (n_inputs != input_count(o->strategy)) return HTPW_ERR_INPUT_COUNT;
+  if (n_inputs != strategy_of(o)->n_inputs) return HTPW_ERR_INPUT_COUNT;
   for (i = 0; i < n_inputs; ++i) {
-    const input_spec s = input_spec_at(o, i);
+    const htpw_input_spec s = strategy_of(o)->input_spec(o, i);
     *failed_input = i;
     if ((status = check_input(&s, &inputs[i])) != HTPW_OK) return status;
   }
-  *failed_input = requant_index(o);
+  *failed_input = strategy_of(o)->requant_input;
   if (*failed_input >= 0 && (status = check_requant(&inputs[*failed_input], &requant)) != HTPW_OK) return status;
   *failed_input = -1;
   if (check_crc) {
@@ -321,7 +281,7 @@ htpw_status htpw_op_validate(const htpw_options* o, const htpw_input* inputs, in
 
 /* ---- synthesis ------------------------------------------------------------------------ */
 
-static htpw_tensor tensor_of(const htpw_input* in) {
+htpw_tensor htpw_tensor_of(const htpw_input* in) {
   htpw_tensor t;
   t.data = in->data;
   t.bytes = in->bytes;
@@ -329,31 +289,21 @@ static htpw_tensor tensor_of(const htpw_input* in) {
   return t;
 }
 
-static htpw_mlp mlp_of(const htpw_options* o, const htpw_input* inputs) {
+htpw_mlp htpw_mlp_of(const htpw_options* o, const htpw_input* inputs) {
   htpw_mlp mlp;
-  mlp.w1 = tensor_of(&inputs[1]);
-  mlp.b1 = inputs[2].data;
-  mlp.b1_bytes = inputs[2].bytes;
+  memset(&mlp, 0, sizeof(mlp));
   mlp.code_dim = o->code_dim;
   mlp.hidden_dim = o->hidden_dim;
+  if (inputs != NULL) {
+    mlp.w1 = htpw_tensor_of(&inputs[HTPW_TILED_INPUT_W1]);
+    mlp.b1 = inputs[HTPW_TILED_INPUT_B1].data;
+    mlp.b1_bytes = inputs[HTPW_TILED_INPUT_B1].bytes;
+  }
   return mlp;
 }
 
 static htpw_status scratch_of(const htpw_options* o, int32_t* bytes) {
-  htpw_mlp mlp;
-  int32_t n;
-  memset(&mlp, 0, sizeof(mlp));
-  mlp.code_dim = o->code_dim;
-  mlp.hidden_dim = o->hidden_dim;
-  if (o->strategy == HTPW_STRATEGY_ID_TILED) {
-    n = htpw_tiled_scratch_bytes(&mlp, o->tile_size, o->c_in);
-  } else if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) {
-    n = htpw_low_rank_scratch_bytes(o->hidden_dim, o->c_in);
-  } else {
-    n = htpw_paper_scratch_bytes(&mlp, o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE ? HTPW_HEAD_DENSE
-                                                                                   : HTPW_HEAD_FACTORIZED,
-                                 o->c_in);
-  }
+  const int32_t n = strategy_of(o)->scratch_bytes(o);
   if (n < 0) return HTPW_ERR_SIZE;
   *bytes = n;
   return HTPW_OK;
@@ -375,10 +325,8 @@ htpw_status htpw_op_synthesize(const htpw_options* o, const htpw_input* inputs, 
   htpw_status status;
   int32_t failed, needed_kernel = 0, needed_scratch = 0;
   htpw_requant requant;
-  htpw_mlp mlp;
-  htpw_tensor codes, head, b_shared;
   htpw_signs signs;
-  const htpw_input* signs_input;
+  const htpw_strategy* s;
   if ((status = validate(o, inputs, n_inputs, 0, &failed)) != HTPW_OK) return status;
   (void)htpw_op_kernel_bytes(o, &needed_kernel);
   if (kernel == NULL) return HTPW_ERR_NULL;
@@ -387,30 +335,11 @@ htpw_status htpw_op_synthesize(const htpw_options* o, const htpw_input* inputs, 
   if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
   if ((status = scratch_of(o, &needed_scratch)) != HTPW_OK) return status;
   if (scratch_bytes < needed_scratch) return HTPW_ERR_SCRATCH;
-  signs_input = &inputs[n_inputs - 1];
-  signs.data = (const uint8_t*)signs_input->data;
-  signs.bytes = signs_input->bytes;
-  if (o->strategy == HTPW_STRATEGY_ID_LOW_RANK) {
-    const htpw_tensor u = tensor_of(&inputs[HTPW_LOW_RANK_INPUT_U]), v = tensor_of(&inputs[HTPW_LOW_RANK_INPUT_V]);
-    return htpw_low_rank_synthesize(&u, &v, o->hidden_dim, &signs, o->c_out, o->c_in, scratch, scratch_bytes,
-                                    kernel);
-  }
-  (void)check_requant(&inputs[requant_index(o)], &requant);
-  mlp = mlp_of(o, inputs);
-  codes = tensor_of(&inputs[0]);
-  head = tensor_of(&inputs[3]);
-  if (o->strategy == HTPW_STRATEGY_ID_TILED) {
-    return htpw_tiled_synthesize(&mlp, &head, o->tile_size, &codes, &requant, &signs, o->c_out, o->c_in, scratch,
-                                 scratch_bytes, kernel);
-  }
-  if (o->strategy == HTPW_STRATEGY_ID_PAPER_DENSE) {
-    return htpw_paper_synthesize(&mlp, HTPW_HEAD_DENSE, &head, NULL, 0, &codes, &requant, &signs, o->c_out,
-                                 o->c_in, scratch, scratch_bytes, kernel);
-  }
-  b_shared = tensor_of(&inputs[HTPW_PAPER_FACTORIZED_INPUT_B_SHARED]);
-  return htpw_paper_synthesize(&mlp, HTPW_HEAD_FACTORIZED, &head, &b_shared,
-                               inputs[HTPW_PAPER_FACTORIZED_INPUT_B_SHARED].dims[1], &codes, &requant, &signs,
-                               o->c_out, o->c_in, scratch, scratch_bytes, kernel);
+  s = strategy_of(o);
+  signs.data = (const uint8_t*)inputs[n_inputs - 1].data;
+  signs.bytes = inputs[n_inputs - 1].bytes;
+  if (s->requant_input >= 0) (void)check_requant(&inputs[s->requant_input], &requant);
+  return s->synthesize(o, inputs, s->requant_input >= 0 ? &requant : NULL, &signs, scratch, scratch_bytes, kernel);
 }
 
 /* ---- CRC-32 --------------------------------------------------------------------------- */

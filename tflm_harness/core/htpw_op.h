@@ -1,5 +1,6 @@
 /* The HyperTinyPW op as the TFLM kernel sees it: options and inputs of docs/format.md,
- * validated field by field, then synthesized by htpw_synthesis.c (htpw_low_rank.c for low_rank).
+ * validated field by field, then synthesized by the strategy's file (htpw_tiled.c, htpw_paper.c,
+ * htpw_low_rank.c) through htpw_op.c's table of htpw_strategy records (htpw_strategy.h).
  *
  * C99, no heap, no TFLM headers. The kernel (tflm_harness/kernel/) parses the flexbuffer into
  * htpw_options (with htpw_option_from_key / htpw_options_set_int / the *_from_string helpers,
@@ -14,7 +15,9 @@
 
 #include "htpw_format.h"
 #include "htpw_low_rank.h"
+#include "htpw_paper.h"
 #include "htpw_synthesis.h"
+#include "htpw_tiled.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +44,7 @@ typedef enum {
   HTPW_STRATEGY_ID_PAPER_DENSE = 1,
   HTPW_STRATEGY_ID_PAPER_FACTORIZED = 2,
   HTPW_STRATEGY_ID_LOW_RANK = 3,
+  HTPW_STRATEGY_COUNT = 4, /* the length of htpw_op.c's strategy table */
   HTPW_STRATEGY_ID_INT32_SENTINEL_ = 0x7FFFFFFF
 } htpw_strategy_id;
 

@@ -1,4 +1,5 @@
-/* Integer kernel synthesis of docs/synthesis.md; see htpw_synthesis.h.
+/* The arithmetic every strategy shares (docs/synthesis.md section 2); see htpw_synthesis.h and
+ * htpw_shared.h. The strategies' own loops are htpw_tiled.c, htpw_paper.c and htpw_low_rank.c.
  *
  * Bounds: every function that reads a tensor first checks, in 64-bit arithmetic, that the last
  * element it will read lies inside the tensor's `bytes`; the loops after that check index
@@ -22,6 +23,7 @@
  * on odd shapes, and the bench checks that all builds make the same bytes.
  */
 #include "htpw_synthesis.h"
+#include "htpw_shared.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -39,25 +41,11 @@
 #define HTPW_SMLAD_INTRINSIC 1
 #endif
 
-/* bench/bench_synthesis_m4.py builds one profiling variant with HTPW_BENCH_STEPS: the tiled
- * strategy then reports where each step ends, and the bench firmware counts instructions per
- * step. Every other build compiles the marks to nothing. */
-#if defined(HTPW_BENCH_STEPS)
-void htpw_bench_step(int step);
-#define HTPW_STEP_DONE(step) htpw_bench_step(step)
-#else
-#define HTPW_STEP_DONE(step) ((void)0)
-#endif
-
 static int32_t saturate_int32(int64_t x) {
   if (x > INT32_MAX) return INT32_MAX;
   if (x < INT32_MIN) return INT32_MIN;
   return (int32_t)x;
 }
-
-static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-static int64_t align4(int64_t x) { return (x + 3) & ~(int64_t)3; }
 
 int64_t htpw_tensor_capacity(const htpw_tensor* t) {
   if (t == NULL || t->data == NULL || t->bytes < 0) return 0;
@@ -162,18 +150,16 @@ static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
 }
 #endif
 
-static uint32_t pair(int32_t low, int32_t high) { return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16); }
-
 /* Rows as pair words, two rows interleaved word by word (row 2q word i at [2i], row 2q + 1 at
  * [2i + 1]), so that the same word of both rows is loaded from adjacent addresses. */
-static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
+void htpw_interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
   const int32_t kw = (k + 1) / 2;
   int32_t r, i;
   for (r = 0; r < rows; ++r) {
     const int8_t* row = x + (size_t)r * (size_t)k;
     uint32_t* o = out + (size_t)(r / 2) * 2u * (size_t)kw + (size_t)(r & 1);
-    for (i = 0; i + 1 < k; i += 2) o[i] = pair(row[i], row[i + 1]); /* word i/2 sits at [2 * (i/2)] */
-    if (k & 1) o[2 * (kw - 1)] = pair(row[k - 1], 0);
+    for (i = 0; i + 1 < k; i += 2) o[i] = htpw_pair(row[i], row[i + 1]); /* word i/2 sits at [2 * (i/2)] */
+    if (k & 1) o[2 * (kw - 1)] = htpw_pair(row[k - 1], 0);
   }
   if (rows & 1) { /* the partner of an odd last row: zeros, computed and dropped */
     uint32_t* o = out + (size_t)(rows / 2) * 2u * (size_t)kw + 1u;
@@ -182,9 +168,9 @@ static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t*
 }
 
 /* The first `used` columns of a (k, n) row-major tensor, transposed and as interleaved pair words
- * (interleave_pairs): column j becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row
+ * (htpw_interleave_pairs): column j becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row
  * is zeros. The caller has checked that the tensor holds k * n elements. */
-static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out) {
+void htpw_transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out) {
   const int32_t kw = (k + 1) / 2;
   int32_t j, i;
   for (j = 0; j < used + (used & 1); ++j) {
@@ -193,25 +179,18 @@ static void transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t 
       for (i = 0; i < kw; ++i) o[2 * i] = 0u;
     } else if (t->bits == 8 && (k & 1) == 0) { /* int8 and no odd last row: read column j directly */
       const int8_t* col = (const int8_t*)t->data + j;
-      for (i = 0; i < kw; ++i, col += 2 * (size_t)n) o[2 * i] = pair(col[0], col[n]);
+      for (i = 0; i < kw; ++i, col += 2 * (size_t)n) o[2 * i] = htpw_pair(col[0], col[n]);
     } else {
       for (i = 0; i < kw; ++i) {
         const int64_t k0 = 2 * (int64_t)i;
-        o[2 * i] = pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
+        o[2 * i] = htpw_pair(get_unchecked(t, k0 * n + j), k0 + 1 < k ? get_unchecked(t, (k0 + 1) * n + j) : 0);
       }
     }
   }
 }
 
-/* Where output (i, j) of a pair product goes: dst[i * seg + (j / seg) * ld + j % seg]. A plain
- * row-major (m, n) result is seg = n; the tiled band puts tile i's value (r, c) at row r, column
- * i * b + c of a (b, ld) matrix (seg = b), so each kernel row ends up contiguous. */
-typedef struct {
-  int32_t seg, ld;
-} pairs_out;
-
 /* The place of the next column: column c of the segment that starts at *base. */
-static int32_t next_offset(pairs_out o, int32_t* c, int32_t* base) {
+static int32_t next_offset(htpw_pairs_out o, int32_t* c, int32_t* base) {
   const int32_t offset = *base + *c;
   if (++*c == o.seg) {
     *c = 0;
@@ -244,7 +223,7 @@ static void block_2x2(const uint32_t* x, const uint32_t* y, int32_t kw, int32_t*
  * zeros: its outputs go to the real row's place first and are overwritten; a padding row of b
  * (n odd) likewise, its column dropped. This C is the reference of the assembly below and runs
  * every shape the assembly does not take. */
-static void mat_mult_pairs_c(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+static void mat_mult_pairs_c(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, htpw_pairs_out o,
                              int32_t* dst) {
   int32_t r, j;
   for (r = 0; r < m; r += 2) {
@@ -297,7 +276,7 @@ static void mat_mult_pairs_c(const uint32_t* a, const uint32_t* b, int32_t m, in
  * factorized head of d_h = 16 or 32): pairs of rows in assembly blocks, an odd last row in C.
  * Returns 0, having done nothing, for any other shape. */
 #define HTPW_ROWS_ASM(STEPS)                                                                                  \
-  static int mat_mult_rows_##STEPS(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n, pairs_out o,   \
+  static int mat_mult_rows_##STEPS(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n, htpw_pairs_out o,   \
                                    int32_t* dst) {                                                            \
     int32_t r, j;                                                                                             \
     if (o.seg < n || (n & 1)) return 0;                                                                       \
@@ -344,7 +323,7 @@ HTPW_ROWS_ASM(4)
  * (its partner is padding) in C. Returns 0, having done nothing, for any other shape. */
 #define HTPW_SEGMENTS_ASM(STEPS, SEG)                                                                          \
   static int mat_mult_segments_##STEPS##_##SEG(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n,     \
-                                                pairs_out o, int32_t* dst) {                                   \
+                                                htpw_pairs_out o, int32_t* dst) {                                   \
     int32_t r, k;                                                                                              \
     if (o.seg != SEG || n % SEG != 0) return 0;                                                                \
     for (r = 0; r + 1 < m; r += 2) {                                                                           \
@@ -363,7 +342,7 @@ HTPW_SEGMENTS_ASM(1, 16)
 
 /* The shapes of the presets (d_h = 32, b = 8, d_z = 4), of d_h = 16 and of the factorized head
  * in assembly; the rest in C. */
-static void mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+void htpw_mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, htpw_pairs_out o,
                               int32_t* dst) {
   const int done = kw == 16  ? mat_mult_segments_8_8(a, b, m, n, o, dst) || mat_mult_rows_8(a, b, m, n, o, dst)
                    : kw == 8 ? mat_mult_segments_4_8(a, b, m, n, o, dst) || mat_mult_rows_4(a, b, m, n, o, dst)
@@ -372,18 +351,18 @@ static void mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, i
   if (!done) mat_mult_pairs_c(a, b, m, kw, n, o, dst);
 }
 #else
-static void mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, pairs_out o,
+void htpw_mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, htpw_pairs_out o,
                               int32_t* dst) {
   mat_mult_pairs_c(a, b, m, kw, n, o, dst);
 }
 #endif
 
 /* Row-major dst[i * n + j]. */
-static void mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
-  pairs_out o;
+void htpw_mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst) {
+  htpw_pairs_out o;
   o.seg = n;
   o.ld = 0;
-  mat_mult_pairs_to(a, b, m, kw, n, o, dst);
+  htpw_mat_mult_pairs_to(a, b, m, kw, n, o, dst);
 }
 
 int htpw_sign_bit(const htpw_signs* signs, int32_t channel) {
@@ -479,25 +458,25 @@ htpw_status htpw_validate_requant(const htpw_requant* requant) {
 }
 
 /* The tensor is usable and holds at least `count` elements. */
-static htpw_status check_tensor(const htpw_tensor* t, int64_t count) {
+htpw_status htpw_check_tensor(const htpw_tensor* t, int64_t count) {
   if (t == NULL || t->data == NULL) return HTPW_ERR_NULL;
   if (t->bits != 8 && t->bits != 4) return HTPW_ERR_BITS;
   if (t->bytes < 0 || htpw_tensor_capacity(t) < count) return HTPW_ERR_INPUT_BYTES;
   return HTPW_OK;
 }
 
-static htpw_status check_signs(const htpw_signs* signs, int32_t c_out) {
+htpw_status htpw_check_signs(const htpw_signs* signs, int32_t c_out) {
   if (signs == NULL || signs->data == NULL) return HTPW_ERR_NULL;
-  if (signs->bytes < ceil_div64(c_out, 8)) return HTPW_ERR_INPUT_BYTES;
+  if (signs->bytes < htpw_ceil_div64(c_out, 8)) return HTPW_ERR_INPUT_BYTES;
   return HTPW_OK;
 }
 
-static htpw_status check_mlp(const htpw_mlp* mlp) {
+htpw_status htpw_check_mlp(const htpw_mlp* mlp) {
   htpw_status status;
   if (mlp == NULL || mlp->b1 == NULL) return HTPW_ERR_NULL;
   if (mlp->code_dim <= 0 || mlp->code_dim > HTPW_MAX_DENSE_TERMS) return HTPW_ERR_DIMENSION;
   if (mlp->hidden_dim <= 0 || mlp->hidden_dim > HTPW_MAX_DENSE_TERMS) return HTPW_ERR_DIMENSION;
-  if ((status = check_tensor(&mlp->w1, (int64_t)mlp->code_dim * mlp->hidden_dim)) != HTPW_OK) return status;
+  if ((status = htpw_check_tensor(&mlp->w1, (int64_t)mlp->code_dim * mlp->hidden_dim)) != HTPW_OK) return status;
   if ((int64_t)mlp->b1_bytes < 4 * (int64_t)mlp->hidden_dim) return HTPW_ERR_INPUT_BYTES;
   return HTPW_OK;
 }
@@ -521,7 +500,7 @@ static int8_t clamp_0_127(int32_t v) { return (int8_t)(v < 0 ? 0 : (v > 127 ? 12
  * [0, 127], so requantize's own saturation to int32 cannot change the result and is skipped.
  * When t = 31 - n > 32 (multiplier below 0.25), floor((x M + 2^(t-1)) / 2^t) equals
  * (floor(x M / 2^32) + 2^(t-33)) >> (t - 32): the high word of one SMULL, an add and a shift. */
-static void hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant, const int32_t* acc1,
+void htpw_hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant, const int32_t* acc1,
                    int8_t* h) {
   const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier;
   int32_t t, j;
@@ -544,7 +523,7 @@ static void hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_r
   }
 }
 
-/* relu_int8(saturate(acc + bias)) for t = 31 - shift > 32, as in hidden(): the high word of one
+/* relu_int8(saturate(acc + bias)) for t = 31 - shift > 32, as in htpw_hidden(): the high word of one
  * multiply, an add and a shift, then the clamp to [0, 127] (USAT on cores with DSP). */
 static int32_t relu_high(int32_t acc, int32_t bias, int32_t multiplier, int32_t half, int32_t high_shift) {
   const int32_t x = add_saturated(acc, bias);
@@ -563,10 +542,10 @@ static int32_t relu_high(int32_t acc, int32_t bias, int32_t multiplier, int32_t 
 #endif
 }
 
-/* hidden() for the tiled strategy, written straight as the interleaved pair words of
+/* htpw_hidden() for the tiled strategy, written straight as the interleaved pair words of
  * interleave_pairs (h is in [0, 127], so a pair word is low | high << 16): the tile product
  * reads them without an int8 copy of h in between. */
-static void hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
+void htpw_hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
                          const int32_t* acc1, uint32_t* hp) {
   const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier, kw = (d_h + 1) / 2;
   int32_t t, j;
@@ -602,248 +581,7 @@ static void hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const 
   }
 }
 
-static void decode_bias(const htpw_mlp* mlp, int32_t* bias) {
+void htpw_decode_bias(const htpw_mlp* mlp, int32_t* bias) {
   int32_t j;
   for (j = 0; j < mlp->hidden_dim; ++j) bias[j] = htpw_read_i32(mlp->b1, j);
-}
-
-/* Scratch of the tiled strategy, as byte offsets (int32 parts first, each 4-aligned). The band
- * holds one tile row: first the hidden accumulators of its tiles (cols x d_h), then, once those
- * are turned into h, the tile values (b rows of cols * b); so it is sized for the larger of the two.
- * Step 1 runs as a pair product too: the codes of the band (zp) times W1's columns (w1p). */
-typedef struct {
-  int64_t band, bias, w2p, hp, w1p, zp, z, total;
-} tiled_layout;
-
-static tiled_layout tiled_plan(const htpw_mlp* mlp, int32_t tile, int32_t c_in) {
-  tiled_layout l;
-  const int64_t cols = ceil_div64(c_in, tile), tt = (int64_t)tile * tile;
-  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2, kz = (d_z + 1) / 2;
-  l.band = 0;                                         /* int32 [cols][max(b*b, d_h)] */
-  l.bias = l.band + 4 * cols * (tt > d_h ? tt : d_h); /* int32 [d_h] */
-  l.w2p = l.bias + 4 * d_h;                  /* pair words, W2 transposed: [b*b rounded up to even][kw] */
-  l.hp = l.w2p + 4 * (tt + (tt & 1)) * kw;   /* pair words, h of the band: [cols rounded up to even][kw] */
-  l.w1p = l.hp + 4 * (cols + (cols & 1)) * kw; /* pair words, W1 transposed: [d_h rounded up to even][kz] */
-  l.zp = l.w1p + 4 * (d_h + (d_h & 1)) * kz; /* pair words, codes of the band: [cols rounded up to even][kz] */
-  l.z = l.zp + 4 * (cols + (cols & 1)) * kz; /* int8 [cols][d_z] */
-  l.total = align4(l.z + cols * d_z);
-  return l;
-}
-
-int32_t htpw_tiled_scratch_bytes(const htpw_mlp* mlp, int32_t tile, int32_t c_in) {
-  tiled_layout l;
-  if (mlp == NULL || mlp->code_dim <= 0 || mlp->code_dim > HTPW_MAX_DENSE_TERMS || mlp->hidden_dim <= 0 ||
-      mlp->hidden_dim > HTPW_MAX_DENSE_TERMS || tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_in <= 0) {
-    return -1;
-  }
-  l = tiled_plan(mlp, tile, c_in);
-  return l.total > INT32_MAX ? -1 : (int32_t)l.total;
-}
-
-htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, int32_t tile,
-                                  const htpw_tensor* codes, const htpw_requant* requant,
-                                  const htpw_signs* signs, int32_t c_out, int32_t c_in,
-                                  void* scratch, int32_t scratch_bytes, int8_t* kernel) {
-  htpw_status status;
-  int32_t rows, cols, tt, d_h, to, r;
-  int32_t needed;
-  tiled_layout l;
-  uint8_t* base;
-  int32_t *band, *bias;
-  uint32_t *w2p, *hp, *w1p, *zp;
-  int8_t* z;
-  int32_t kw, kz;
-  pairs_out out;
-  if ((status = check_mlp(mlp)) != HTPW_OK) return status;
-  if (tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
-  d_h = mlp->hidden_dim;
-  rows = (int32_t)ceil_div64(c_out, tile);
-  cols = (int32_t)ceil_div64(c_in, tile);
-  tt = tile * tile;
-  if ((status = check_tensor(w2, (int64_t)d_h * tt)) != HTPW_OK) return status;
-  if ((status = check_tensor(codes, (int64_t)rows * cols * mlp->code_dim)) != HTPW_OK) return status;
-  if ((status = htpw_validate_requant(requant)) != HTPW_OK) return status;
-  if ((status = check_signs(signs, c_out)) != HTPW_OK) return status;
-  if (scratch == NULL || kernel == NULL) return HTPW_ERR_NULL;
-  if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
-  needed = htpw_tiled_scratch_bytes(mlp, tile, c_in);
-  if (needed < 0) return HTPW_ERR_SIZE;
-  if (scratch_bytes < needed) return HTPW_ERR_SCRATCH;
-  l = tiled_plan(mlp, tile, c_in);
-  base = (uint8_t*)scratch;
-  band = (int32_t*)(void*)(base + l.band);
-  bias = (int32_t*)(void*)(base + l.bias);
-  w2p = (uint32_t*)(void*)(base + l.w2p);
-  hp = (uint32_t*)(void*)(base + l.hp);
-  w1p = (uint32_t*)(void*)(base + l.w1p);
-  zp = (uint32_t*)(void*)(base + l.zp);
-  z = (int8_t*)(base + l.z);
-  kw = (d_h + 1) / 2;
-  kz = (mlp->code_dim + 1) / 2;
-  out.seg = tile;
-  out.ld = cols * tile;
-  /* Extents were checked above; these cannot fail. */
-  decode_bias(mlp, bias);
-  transpose_pairs(&mlp->w1, mlp->code_dim, d_h, d_h, w1p);
-  transpose_pairs(w2, d_h, tt, tt, w2p);
-  HTPW_STEP_DONE(0);
-  for (to = 0; to < rows; ++to) {
-    /* Steps 1-2 for the whole tile row: h_t for its cols tiles (as pair words), then
-     * v_t = h_t . W2, value (r, c) of tile ti at band[r][ti * b + c]. */
-    (void)htpw_tensor_unpack(codes, (int64_t)to * cols * mlp->code_dim, cols * mlp->code_dim, z);
-    interleave_pairs(z, cols, mlp->code_dim, zp);
-    mat_mult_pairs(zp, w1p, cols, kz, d_h, band);
-    HTPW_STEP_DONE(1);
-    hidden_pairs(d_h, bias, cols, requant, band, hp);
-    HTPW_STEP_DONE(2);
-    mat_mult_pairs_to(hp, w2p, cols, kw, tt, out, band);
-    HTPW_STEP_DONE(3);
-    /* Step 3-4: kernel row o = to * b + r is band row r, cropped to c_in. */
-    for (r = 0; r < tile && (int64_t)to * tile + r < c_out; ++r) {
-      const int32_t o = to * tile + r;
-      quantize_row(band + (size_t)r * (size_t)out.ld, c_in, htpw_sign_bit(signs, o),
-                   kernel + (size_t)o * (size_t)c_in);
-    }
-    HTPW_STEP_DONE(4);
-  }
-  return HTPW_OK;
-}
-
-/* Scratch of the paper strategy, as byte offsets. The factorized head runs two output rows at a
- * time on pair words: B[:, :C_in] transposed once (bp), then A[o, k] h[k] of rows o, o + 1 (sp). */
-typedef struct {
-  int64_t row, acc1, sp, bp, w1t, z, h, head_row, total;
-} paper_layout;
-
-static paper_layout paper_plan(const htpw_mlp* mlp, htpw_head_kind kind, int32_t c_in) {
-  paper_layout l;
-  const int64_t d_z = mlp->code_dim, d_h = mlp->hidden_dim, kw = (d_h + 1) / 2;
-  const int factorized = kind == HTPW_HEAD_FACTORIZED;
-  l.row = 0;                                         /* int32 [c_in], factorized [2][c_in] */
-  l.acc1 = l.row + (factorized ? 8 : 4) * (int64_t)c_in; /* int32 [d_h], then the decoded b1 [d_h] */
-  l.sp = l.acc1 + 8 * d_h;                           /* pair words [2][kw] (factorized) */
-  l.bp = l.sp + (factorized ? 8 * kw : 0);           /* pair words [C_in rounded up to even][kw] (factorized) */
-  l.w1t = l.bp + (factorized ? 4 * (c_in + (c_in & 1)) * kw : 0); /* int8 [d_h][d_z] */
-  l.z = align4(l.w1t + d_h * d_z);                   /* int8 [d_z] */
-  l.h = align4(l.z + d_z);                           /* int8 [d_h] */
-  l.head_row = align4(l.h + d_h);                    /* int8: dense [c_in] head slice; factorized [d_h] A row */
-  l.total = align4(l.head_row + (factorized ? d_h : (int64_t)c_in));
-  return l;
-}
-
-int32_t htpw_paper_scratch_bytes(const htpw_mlp* mlp, htpw_head_kind kind, int32_t c_in) {
-  paper_layout l;
-  if (mlp == NULL || mlp->code_dim <= 0 || mlp->code_dim > HTPW_MAX_DENSE_TERMS || mlp->hidden_dim <= 0 ||
-      mlp->hidden_dim > HTPW_MAX_DENSE_TERMS || c_in <= 0 ||
-      (kind != HTPW_HEAD_DENSE && kind != HTPW_HEAD_FACTORIZED)) {
-    return -1;
-  }
-  l = paper_plan(mlp, kind, c_in);
-  return l.total > INT32_MAX ? -1 : (int32_t)l.total;
-}
-
-/* acc[o, :] += h[k] * H[k, o*C_in : (o+1)*C_in] over k, for one output row (head="dense"). */
-static void dense_head_row(const htpw_tensor* head, const int8_t* h, int32_t d_h, int64_t row_len, int32_t o,
-                           int32_t c_in, int8_t* slice, int32_t* row) {
-  int32_t k, i;
-  memset(row, 0, (size_t)c_in * sizeof(int32_t));
-  for (k = 0; k < d_h; ++k) {
-    const int32_t hk = h[k];
-    const int64_t start = (int64_t)k * row_len + (int64_t)o * c_in;
-    const int8_t* w;
-    if (hk == 0) continue; /* ReLU zeros add nothing: skipping them changes no sum */
-    if (head->bits == 8) {
-      w = (const int8_t*)head->data + start;
-    } else {
-      (void)htpw_tensor_unpack(head, start, c_in, slice);
-      w = slice;
-    }
-    for (i = 0; i < c_in; ++i) row[i] += hk * w[i];
-  }
-}
-
-/* Row `slot` (0 or 1) of the interleaved pair words sp: A[o, k] * h[k] (|.| <= 128 * 127, an
- * int16), or zeros when the row does not exist. acc[o, i] = sum_k sp[o][k] * B[k, i] then is a
- * pair product with B transposed (head="factorized"). */
-static void factorized_scaled_row(const int8_t* a_row, const int8_t* h, int32_t d_h, int exists, uint32_t* sp,
-                                  int32_t slot) {
-  const int32_t kw = (d_h + 1) / 2;
-  int32_t i;
-  for (i = 0; i < kw; ++i) {
-    const int32_t k = 2 * i;
-    const int32_t s0 = exists ? (int32_t)a_row[k] * h[k] : 0;
-    const int32_t s1 = exists && k + 1 < d_h ? (int32_t)a_row[k + 1] * h[k + 1] : 0;
-    sp[2 * i + slot] = pair(s0, s1);
-  }
-}
-
-htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, const htpw_tensor* head,
-                                  const htpw_tensor* b_shared, int32_t b_cols, const htpw_tensor* code,
-                                  const htpw_requant* requant, const htpw_signs* signs,
-                                  int32_t c_out, int32_t c_in, void* scratch, int32_t scratch_bytes,
-                                  int8_t* kernel) {
-  htpw_status status;
-  int32_t o, d_h, needed;
-  paper_layout l;
-  uint8_t* base;
-  int32_t *row, *acc1;
-  uint32_t *sp, *bp;
-  int8_t *w1t, *z, *h, *head_row;
-  if ((status = check_mlp(mlp)) != HTPW_OK) return status;
-  if (kind != HTPW_HEAD_DENSE && kind != HTPW_HEAD_FACTORIZED) return HTPW_ERR_HEAD;
-  if (c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
-  d_h = mlp->hidden_dim;
-  if (kind == HTPW_HEAD_DENSE) {
-    if ((status = check_tensor(head, (int64_t)d_h * c_out * c_in)) != HTPW_OK) return status;
-  } else {
-    if (b_cols < c_in || d_h > HTPW_MAX_FACTOR_RANK) return HTPW_ERR_DIMENSION;
-    if ((status = check_tensor(head, (int64_t)c_out * d_h)) != HTPW_OK) return status;
-    if ((status = check_tensor(b_shared, (int64_t)d_h * b_cols)) != HTPW_OK) return status;
-  }
-  if ((status = check_tensor(code, mlp->code_dim)) != HTPW_OK) return status;
-  if ((status = htpw_validate_requant(requant)) != HTPW_OK) return status;
-  if ((status = check_signs(signs, c_out)) != HTPW_OK) return status;
-  if (scratch == NULL || kernel == NULL) return HTPW_ERR_NULL;
-  if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
-  needed = htpw_paper_scratch_bytes(mlp, kind, c_in);
-  if (needed < 0) return HTPW_ERR_SIZE;
-  if (scratch_bytes < needed) return HTPW_ERR_SCRATCH;
-  l = paper_plan(mlp, kind, c_in);
-  base = (uint8_t*)scratch;
-  row = (int32_t*)(void*)(base + l.row);
-  acc1 = (int32_t*)(void*)(base + l.acc1);
-  sp = (uint32_t*)(void*)(base + l.sp);
-  bp = (uint32_t*)(void*)(base + l.bp);
-  w1t = (int8_t*)(base + l.w1t);
-  z = (int8_t*)(base + l.z);
-  h = (int8_t*)(base + l.h);
-  head_row = (int8_t*)(base + l.head_row);
-  /* Extents were checked above; these cannot fail. */
-  (void)htpw_tensor_unpack_transposed(&mlp->w1, mlp->code_dim, d_h, d_h, w1t);
-  (void)htpw_tensor_unpack(code, 0, mlp->code_dim, z);
-  decode_bias(mlp, acc1 + d_h);
-  htpw_mat_mult_s32(z, w1t, 1, mlp->code_dim, d_h, acc1);
-  hidden(d_h, acc1 + d_h, 1, requant, acc1, h);
-  if (kind == HTPW_HEAD_DENSE) {
-    for (o = 0; o < c_out; ++o) {
-      dense_head_row(head, h, d_h, (int64_t)c_out * c_in, o, c_in, head_row, row);
-      htpw_channel_quantize_row(row, c_in, htpw_sign_bit(signs, o), kernel + (size_t)o * (size_t)c_in);
-    }
-    return HTPW_OK;
-  }
-  transpose_pairs(b_shared, d_h, b_cols, c_in, bp);
-  for (o = 0; o < c_out; o += 2) {
-    const int32_t n_rows = o + 1 < c_out ? 2 : 1, kw = (d_h + 1) / 2;
-    int32_t r;
-    for (r = 0; r < 2; ++r) {
-      if (r < n_rows) (void)htpw_tensor_unpack(head, (int64_t)(o + r) * d_h, d_h, head_row);
-      factorized_scaled_row(head_row, h, d_h, r < n_rows, sp, r);
-    }
-    mat_mult_pairs(sp, bp, n_rows, kw, c_in, row);
-    for (r = 0; r < n_rows; ++r) {
-      htpw_channel_quantize_row(row + (size_t)r * (size_t)c_in, c_in, htpw_sign_bit(signs, o + r),
-                                kernel + (size_t)(o + r) * (size_t)c_in);
-    }
-  }
-  return HTPW_OK;
 }

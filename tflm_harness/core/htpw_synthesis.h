@@ -1,4 +1,6 @@
-/* Integer kernel synthesis of docs/synthesis.md, for the device.
+/* Integer kernel synthesis of docs/synthesis.md, for the device: the status codes, the types
+ * and the primitives (section 2) every strategy shares. The strategies are one file each
+ * (htpw_tiled.h, htpw_paper.h, htpw_low_rank.h).
  *
  * C99, no heap, no TFLM headers. Function names and step order follow
  * hyper_tinypw_tf/synthesis.py; tests/test_c_core.py holds the two to the same bytes.
@@ -116,26 +118,8 @@ int htpw_sign_bit(const htpw_signs* signs, int32_t channel);
 /* The little-endian int32 at byte offset 4 * index of data (bytewise, any alignment). */
 int32_t htpw_read_i32(const void* data, int32_t index);
 
-/* --- strategies (section 3); kernel is (c_out, c_in) row-major int8 ------------------ */
+/* HTPW_OK, or HTPW_ERR_SHIFT / HTPW_ERR_MULTIPLIER for a requantization out of range. */
 htpw_status htpw_validate_requant(const htpw_requant* requant);
-
-/* Bytes of (4-byte aligned) scratch htpw_tiled_synthesize needs; -1 if the sizes are invalid
- * or the total does not fit in int32. */
-int32_t htpw_tiled_scratch_bytes(const htpw_mlp* mlp, int32_t tile, int32_t c_in);
-htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, int32_t tile,
-                                  const htpw_tensor* codes, const htpw_requant* requant,
-                                  const htpw_signs* signs, int32_t c_out, int32_t c_in,
-                                  void* scratch, int32_t scratch_bytes, int8_t* kernel);
-
-typedef enum { HTPW_HEAD_DENSE = 0, HTPW_HEAD_FACTORIZED = 1 } htpw_head_kind;
-
-/* head: dense (d_h, c_out*c_in) or factorized A_l (c_out, d_h); b_shared: (d_h, b_cols), factorized only. */
-int32_t htpw_paper_scratch_bytes(const htpw_mlp* mlp, htpw_head_kind kind, int32_t c_in);
-htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, const htpw_tensor* head,
-                                  const htpw_tensor* b_shared, int32_t b_cols, const htpw_tensor* code,
-                                  const htpw_requant* requant, const htpw_signs* signs,
-                                  int32_t c_out, int32_t c_in, void* scratch, int32_t scratch_bytes,
-                                  int8_t* kernel);
 
 #ifdef __cplusplus
 }

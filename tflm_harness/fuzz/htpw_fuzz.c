@@ -5,8 +5,7 @@
  * crc32 option set to the CRC of its (mutated) inputs, so that mutations of shapes and values
  * reach the synthesis instead of all stopping at HTPW_ERR_CRC.
  *   clang -fsanitize=fuzzer,address,undefined -Itflm_harness/core tflm_harness/fuzz/htpw_fuzz.c
- *         tflm_harness/fuzz/htpw_case.c tflm_harness/core/htpw_op.c tflm_harness/core/htpw_synthesis.c
- *         tflm_harness/core/htpw_low_rank.c
+ *         tflm_harness/fuzz/htpw_case.c and every .c of tflm_harness/core (build.core_sources())
  */
 #include <stdlib.h>
 

@@ -1,0 +1,67 @@
+/* What the strategy files (htpw_tiled.c, htpw_paper.c, htpw_low_rank.c) share besides the
+ * primitives of htpw_synthesis.h: the int16 pair products (SMLAD blocks), the micro-MLP's
+ * hidden step and the argument checks. All of it lives in htpw_synthesis.c, so a strategy file
+ * holds only its own scratch plan and loop. Not part of the op's API: the TFLM kernel and the
+ * runners include htpw_op.h only.
+ */
+#ifndef HTPW_SHARED_H_
+#define HTPW_SHARED_H_
+
+#include <stdint.h>
+
+#include "htpw_synthesis.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+static inline int64_t htpw_ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static inline int64_t htpw_align4(int64_t x) { return (x + 3) & ~(int64_t)3; }
+
+/* Two int16 halves in one word (low first), the operand of one SMLAD. */
+static inline uint32_t htpw_pair(int32_t low, int32_t high) {
+  return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16);
+}
+
+/* --- checks: HTPW_OK, or the status of the first problem --------------------------- */
+/* The tensor is usable and holds at least `count` elements. */
+htpw_status htpw_check_tensor(const htpw_tensor* t, int64_t count);
+/* The sign bits hold at least c_out bits. */
+htpw_status htpw_check_signs(const htpw_signs* signs, int32_t c_out);
+/* Sizes in range, W1 holds d_z * d_h elements and b1 d_h int32. */
+htpw_status htpw_check_mlp(const htpw_mlp* mlp);
+
+/* --- int16 pair products ----------------------------------------------------------- */
+/* Where output (i, j) of a pair product goes: dst[i * seg + (j / seg) * ld + j % seg]. A plain
+ * row-major (m, n) result is seg = n; the tiled band puts tile i's value (r, c) at row r, column
+ * i * b + c of a (b, ld) matrix (seg = b), so each kernel row ends up contiguous. */
+typedef struct {
+  int32_t seg, ld;
+} htpw_pairs_out;
+
+/* `rows` rows of k int8 as pair words, two rows interleaved word by word. */
+void htpw_interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out);
+/* The first `used` columns of a (k, n) tensor, transposed, as interleaved pair words. */
+void htpw_transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out);
+/* dst (placed as `o` says) = row i of a . row j of b over kw pair words (SMLAD blocks). */
+void htpw_mat_mult_pairs_to(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n,
+                            htpw_pairs_out o, int32_t* dst);
+/* As htpw_mat_mult_pairs_to into a row-major (m, n) dst. */
+void htpw_mat_mult_pairs(const uint32_t* a, const uint32_t* b, int32_t m, int32_t kw, int32_t n, int32_t* dst);
+
+/* --- the micro-MLP's step 1 after its product --------------------------------------- */
+/* b1 decoded into d_h int32. */
+void htpw_decode_bias(const htpw_mlp* mlp, int32_t* bias);
+/* h = relu_int8(acc1 + bias) for `count` codes of d_h, as int8 rows. */
+void htpw_hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant, const int32_t* acc1,
+                 int8_t* h);
+/* The same h, written as interleaved pair words (htpw_interleave_pairs's layout). */
+void htpw_hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
+                       const int32_t* acc1, uint32_t* hp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTPW_SHARED_H_ */
