@@ -66,6 +66,7 @@ def test_option_mode_and_strategy_ids_follow_format_py():
     assert _enum(text, "HTPW_STRATEGY_ID_") == {
         f"HTPW_STRATEGY_ID_{s.upper()}": i for i, s in enumerate(fmt.STRATEGIES)
     }
+    assert _enum(text, "HTPW_STRATEGY_COUNT")["HTPW_STRATEGY_COUNT"] == len(fmt.STRATEGIES)  # htpw_op.c's table
 
 
 def _option_variants(base: fmt.HyperOptions):
