@@ -158,10 +158,12 @@ htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, cons
  * b_shared [d_h, >= c_in] (factorized), requant, signs. */
 static htpw_input_spec input_spec(const htpw_options* o, int32_t index, htpw_head_kind kind) {
   const int factorized = kind == HTPW_HEAD_FACTORIZED;
+  const int32_t codes = factorized ? HTPW_PAPER_FACTORIZED_INPUT_CODES : HTPW_PAPER_DENSE_INPUT_CODES;
+  const int32_t head = factorized ? HTPW_PAPER_FACTORIZED_INPUT_HEAD : HTPW_PAPER_DENSE_INPUT_HEAD;
   const int32_t requant = factorized ? HTPW_PAPER_FACTORIZED_INPUT_REQUANT : HTPW_PAPER_DENSE_INPUT_REQUANT;
   htpw_input_spec s;
-  if (index == HTPW_PAPER_DENSE_INPUT_CODES) return htpw_spec(htpw_code_type(o), 2, 1, o->code_dim);
-  if (index == HTPW_PAPER_DENSE_INPUT_HEAD) {
+  if (index == codes) return htpw_spec(htpw_code_type(o), 2, 1, o->code_dim);
+  if (index == head) {
     return factorized ? htpw_spec(htpw_weight_type(o), 2, o->c_out, o->hidden_dim)
                       : htpw_spec(htpw_weight_type(o), 2, o->hidden_dim, (int64_t)o->c_out * o->c_in);
   }
