@@ -206,3 +206,15 @@ def test_frontier_builds_a_hyperlut_file_from_a_trained_hyper_point(tmp_path):
     assert _ops(data).count(fmt.CUSTOM_OP_NAME) == 2 and _ops(data).count("TFLM_DECODE") == len(STORED_1X1)
     expand.check_file_crc(data)
     tflm_run.run_host(output, _inputs())  # the setup (synthesis, then DECODE) and one inference run
+
+
+def test_hyper_lut_runs_on_the_cortex_m4_like_the_hyper_file(tmp_path):
+    """Under QEMU (the first run builds TFLM for the Cortex-M4, minutes; then cached)."""
+    hyper, lut = _files()
+    outputs = {}
+    for name, data in (("hyper", hyper), ("lut", lut)):
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(data)
+        outputs[name] = tflm_run.run(path, _inputs(), target="cortex-m4").outputs
+    assert np.array_equal(outputs["lut"], outputs["hyper"])
+    assert np.array_equal(outputs["hyper"], _run(tmp_path, "host", hyper))
