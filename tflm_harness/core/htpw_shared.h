@@ -1,8 +1,9 @@
 /* What the strategy files (htpw_tiled.c, htpw_paper.c, htpw_low_rank.c) share besides the
- * primitives of htpw_synthesis.h: the int16 pair products (SMLAD blocks), the micro-MLP's
- * hidden step and the argument checks. All of it lives in htpw_synthesis.c, so a strategy file
- * holds only its own scratch plan and loop. Not part of the op's API: the TFLM kernel and the
- * runners include htpw_op.h only.
+ * primitives of htpw_synthesis.h: the DSP intrinsics switch, the saturating add and clamp of the
+ * micro-MLP's ReLU, the int16 pair products (SMLAD blocks), the hidden step and the argument
+ * checks. The functions live in htpw_synthesis.c, so a strategy file holds only what is its own:
+ * its scratch plan, its loop and its htpw_strategy record. Not part of the op's API: the TFLM
+ * kernel and the runners include htpw_op.h only.
  */
 #ifndef HTPW_SHARED_H_
 #define HTPW_SHARED_H_
@@ -10,6 +11,13 @@
 #include <stdint.h>
 
 #include "htpw_synthesis.h"
+
+/* The DSP extension's intrinsics (SMLAD, QADD, USAT) where the core has it; HTPW_NO_DSP keeps
+ * the portable C, to compare. */
+#if defined(__ARM_FEATURE_DSP) && !defined(HTPW_NO_DSP)
+#include <arm_acle.h>
+#define HTPW_SMLAD_INTRINSIC 1
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,6 +31,19 @@ static inline int64_t htpw_align4(int64_t x) { return (x + 3) & ~(int64_t)3; }
 static inline uint32_t htpw_pair(int32_t low, int32_t high) {
   return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16);
 }
+
+/* saturate_int32(a + b) without 64-bit arithmetic: QADD on cores with the DSP extension. */
+#if defined(HTPW_SMLAD_INTRINSIC)
+static inline int32_t htpw_add_saturated(int32_t a, int32_t b) { return __qadd(a, b); }
+#else
+static inline int32_t htpw_add_saturated(int32_t a, int32_t b) {
+  const int32_t sum = (int32_t)((uint32_t)a + (uint32_t)b);
+  if (((a ^ sum) & (b ^ sum)) < 0) return a < 0 ? INT32_MIN : INT32_MAX;
+  return sum;
+}
+#endif
+
+static inline int8_t htpw_clamp_0_127(int32_t v) { return (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v)); }
 
 /* --- checks: HTPW_OK, or the status of the first problem --------------------------- */
 /* The tensor is usable and holds at least `count` elements. */
@@ -40,8 +61,6 @@ typedef struct {
   int32_t seg, ld;
 } htpw_pairs_out;
 
-/* `rows` rows of k int8 as pair words, two rows interleaved word by word. */
-void htpw_interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out);
 /* The first `used` columns of a (k, n) tensor, transposed, as interleaved pair words. */
 void htpw_transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out);
 /* dst (placed as `o` says) = row i of a . row j of b over kw pair words (SMLAD blocks). */
@@ -56,9 +75,6 @@ void htpw_decode_bias(const htpw_mlp* mlp, int32_t* bias);
 /* h = relu_int8(acc1 + bias) for `count` codes of d_h, as int8 rows. */
 void htpw_hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant, const int32_t* acc1,
                  int8_t* h);
-/* The same h, written as interleaved pair words (htpw_interleave_pairs's layout). */
-void htpw_hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
-                       const int32_t* acc1, uint32_t* hp);
 
 #ifdef __cplusplus
 }

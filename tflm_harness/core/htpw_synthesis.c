@@ -36,10 +36,6 @@
 #if defined(HTPW_USE_CMSIS_NN)
 #include "arm_nnsupportfunctions.h"
 #endif
-#if defined(__ARM_FEATURE_DSP) && !defined(HTPW_NO_DSP)
-#include <arm_acle.h>
-#define HTPW_SMLAD_INTRINSIC 1
-#endif
 
 static int32_t saturate_int32(int64_t x) {
   if (x > INT32_MAX) return INT32_MAX;
@@ -150,25 +146,8 @@ static int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
 }
 #endif
 
-/* Rows as pair words, two rows interleaved word by word (row 2q word i at [2i], row 2q + 1 at
- * [2i + 1]), so that the same word of both rows is loaded from adjacent addresses. */
-void htpw_interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
-  const int32_t kw = (k + 1) / 2;
-  int32_t r, i;
-  for (r = 0; r < rows; ++r) {
-    const int8_t* row = x + (size_t)r * (size_t)k;
-    uint32_t* o = out + (size_t)(r / 2) * 2u * (size_t)kw + (size_t)(r & 1);
-    for (i = 0; i + 1 < k; i += 2) o[i] = htpw_pair(row[i], row[i + 1]); /* word i/2 sits at [2 * (i/2)] */
-    if (k & 1) o[2 * (kw - 1)] = htpw_pair(row[k - 1], 0);
-  }
-  if (rows & 1) { /* the partner of an odd last row: zeros, computed and dropped */
-    uint32_t* o = out + (size_t)(rows / 2) * 2u * (size_t)kw + 1u;
-    for (i = 0; i < kw; ++i) o[2 * i] = 0;
-  }
-}
-
 /* The first `used` columns of a (k, n) row-major tensor, transposed and as interleaved pair words
- * (htpw_interleave_pairs): column j becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row
+ * (two rows word by word): column j becomes row j, word i = (t[2i][j], t[2i + 1][j]); a padding row
  * is zeros. The caller has checked that the tensor holds k * n elements. */
 void htpw_transpose_pairs(const htpw_tensor* t, int32_t k, int32_t n, int32_t used, uint32_t* out) {
   const int32_t kw = (k + 1) / 2;
@@ -219,7 +198,7 @@ static void block_2x2(const uint32_t* x, const uint32_t* y, int32_t kw, int32_t*
 }
 
 /* dst (placed as `o` says) = sum over the kw pair words of row i of a and row j of b (both
- * interleaved by interleave_pairs), two by two outputs at a time. A padding row of a (m odd) is
+ * interleaved: two rows word by word), two by two outputs at a time. A padding row of a (m odd) is
  * zeros: its outputs go to the real row's place first and are overwritten; a padding row of b
  * (n odd) likewise, its column dropped. This C is the reference of the assembly below and runs
  * every shape the assembly does not take. */
@@ -393,6 +372,11 @@ static uint32_t quantize_numerator(int32_t v, uint32_t scale, uint32_t offset) {
   return n - ((uint32_t)v >> 31);
 }
 
+/* Kept out of htpw_channel_quantize_row on GCC/Clang: inlined there, the Cortex-M4 build took
+ * 0.9% more instructions for the tiled 64k preset (bench/bench_synthesis_m4.py). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static void quantize_row(const int32_t* acc, int32_t cols, int negate, int8_t* out) {
   uint32_t peak = 0, scale = 254u;
   int32_t i = 0;
@@ -481,20 +465,8 @@ htpw_status htpw_check_mlp(const htpw_mlp* mlp) {
   return HTPW_OK;
 }
 
-/* saturate_int32(a + b) without 64-bit arithmetic: QADD on cores with the DSP extension. */
-#if defined(HTPW_SMLAD_INTRINSIC)
-static int32_t add_saturated(int32_t a, int32_t b) { return __qadd(a, b); }
-#else
-static int32_t add_saturated(int32_t a, int32_t b) {
-  const int32_t sum = (int32_t)((uint32_t)a + (uint32_t)b);
-  if (((a ^ sum) & (b ^ sum)) < 0) return a < 0 ? INT32_MIN : INT32_MAX;
-  return sum;
-}
-#endif
-
-static int8_t clamp_0_127(int32_t v) { return (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v)); }
-
-/* Step 1 of both strategies for `count` codes, after the product: h = relu_int8(acc1 + b1) with
+/* Step 1 of the paper strategies for `count` codes, after the product (htpw_tiled.c's hidden_pairs
+ * writes the same h as pair words): h = relu_int8(acc1 + b1) with
  * acc1 = z . W1 (count x d_h) and b1 decoded in bias. The dense step saturates only when the bias is added
  * (the product itself is exact in int32), as dense() of the reference does. relu_int8 clamps to
  * [0, 127], so requantize's own saturation to int32 cannot change the result and is skipped.
@@ -510,74 +482,16 @@ void htpw_hidden(int32_t d_h, const int32_t* bias, int32_t count, const htpw_req
     if (total_shift > 32) {
       const int32_t high_shift = total_shift - 32, half = (int32_t)1 << (high_shift - 1);
       for (j = 0; j < d_h; ++j) {
-        const int32_t high = (int32_t)(((int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> 32);
-        out[j] = clamp_0_127((high + half) >> high_shift); /* |high| < 2^30, half <= 2^29 */
+        const int32_t high = (int32_t)(((int64_t)htpw_add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> 32);
+        out[j] = htpw_clamp_0_127((high + half) >> high_shift); /* |high| < 2^30, half <= 2^29 */
       }
     } else {
       const int64_t round = (int64_t)1 << (total_shift - 1);
       for (j = 0; j < d_h; ++j) {
-        const int64_t v = (round + (int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
+        const int64_t v = (round + (int64_t)htpw_add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
         out[j] = (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
       }
     }
-  }
-}
-
-/* relu_int8(saturate(acc + bias)) for t = 31 - shift > 32, as in htpw_hidden(): the high word of one
- * multiply, an add and a shift, then the clamp to [0, 127] (USAT on cores with DSP). */
-static int32_t relu_high(int32_t acc, int32_t bias, int32_t multiplier, int32_t half, int32_t high_shift) {
-  const int32_t x = add_saturated(acc, bias);
-#if defined(HTPW_SMLAD_INTRINSIC) && defined(__GNUC__) && !defined(HTPW_NO_ASM)
-  int32_t rounded; /* SMMLA: half + the high word of x * multiplier, one instruction */
-  __asm__("smmla %0, %1, %2, %3" : "=r"(rounded) : "r"(x), "r"(multiplier), "r"(half));
-  return __usat(rounded >> high_shift, 7);
-#else
-  const int32_t high = (int32_t)(((int64_t)x * (int64_t)multiplier) >> 32);
-  const int32_t v = (high + half) >> high_shift; /* |high| < 2^30, half <= 2^29 */
-#if defined(HTPW_SMLAD_INTRINSIC)
-  return __usat(v, 7);
-#else
-  return clamp_0_127(v);
-#endif
-#endif
-}
-
-/* htpw_hidden() for the tiled strategy, written straight as the interleaved pair words of
- * interleave_pairs (h is in [0, 127], so a pair word is low | high << 16): the tile product
- * reads them without an int8 copy of h in between. */
-void htpw_hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
-                         const int32_t* acc1, uint32_t* hp) {
-  const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier, kw = (d_h + 1) / 2;
-  int32_t t, j;
-  for (t = 0; t < count; ++t) {
-    const int32_t* a = acc1 + (size_t)t * (size_t)d_h;
-    uint32_t* o = hp + (size_t)(t / 2) * 2u * (size_t)kw + (size_t)(t & 1); /* word j / 2 at o[j] */
-    if (total_shift > 32) {
-      const int32_t high_shift = total_shift - 32, half = (int32_t)1 << (high_shift - 1);
-      const int32_t* v = a;
-      const int32_t* w = bias;
-      uint32_t* p = o;
-      for (j = 0; j + 1 < d_h; j += 2, v += 2, w += 2, p += 2) { /* pointers: LDRD pairs */
-        *p = (uint32_t)relu_high(v[0], w[0], multiplier, half, high_shift) |
-             ((uint32_t)relu_high(v[1], w[1], multiplier, half, high_shift) << 16);
-      }
-      if (d_h & 1) o[d_h - 1] = (uint32_t)relu_high(a[d_h - 1], bias[d_h - 1], multiplier, half, high_shift);
-    } else {
-      const int64_t round = (int64_t)1 << (total_shift - 1);
-      for (j = 0; j < d_h; ++j) {
-        const int64_t v = (round + (int64_t)add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
-        const uint32_t h = (uint32_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
-        if (j & 1) {
-          o[j - 1] |= h << 16;
-        } else {
-          o[j] = h;
-        }
-      }
-    }
-  }
-  if (count & 1) { /* the partner of an odd last tile: zeros, computed and dropped */
-    uint32_t* o = hp + (size_t)(count / 2) * 2u * (size_t)kw + 1u;
-    for (j = 0; j < kw; ++j) o[2 * j] = 0;
   }
 }
 

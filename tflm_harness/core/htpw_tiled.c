@@ -1,10 +1,11 @@
 /* The tiled strategy (docs/synthesis.md section 3); see htpw_tiled.h.
  *
  * One tile row of the kernel at a time: the codes of its tiles through the micro-MLP (a pair
- * product, codes x W1, then htpw_hidden_pairs), the tile values h . W2 (a pair product whose
+ * product, codes x W1, then hidden_pairs), the tile values h . W2 (a pair product whose
  * output lands in a band where each kernel row is contiguous), then each kernel row quantized.
- * The products are htpw_synthesis.c's SMLAD blocks (htpw_shared.h); this file holds the scratch
- * plan, the loop and the strategy's record for the op.
+ * The products are htpw_synthesis.c's SMLAD blocks (htpw_shared.h); this file holds what only
+ * the tiled strategy does (codes and h as pair words), its scratch plan, its loop and its record
+ * for the op.
  */
 #include "htpw_tiled.h"
 
@@ -22,6 +23,81 @@ void htpw_bench_step(int step);
 #else
 #define HTPW_STEP_DONE(step) ((void)0)
 #endif
+
+/* Rows as pair words, two rows interleaved word by word (row 2q word i at [2i], row 2q + 1 at
+ * [2i + 1]), so that the same word of both rows is loaded from adjacent addresses. */
+static void interleave_pairs(const int8_t* x, int32_t rows, int32_t k, uint32_t* out) {
+  const int32_t kw = (k + 1) / 2;
+  int32_t r, i;
+  for (r = 0; r < rows; ++r) {
+    const int8_t* row = x + (size_t)r * (size_t)k;
+    uint32_t* o = out + (size_t)(r / 2) * 2u * (size_t)kw + (size_t)(r & 1);
+    for (i = 0; i + 1 < k; i += 2) o[i] = htpw_pair(row[i], row[i + 1]); /* word i/2 sits at [2 * (i/2)] */
+    if (k & 1) o[2 * (kw - 1)] = htpw_pair(row[k - 1], 0);
+  }
+  if (rows & 1) { /* the partner of an odd last row: zeros, computed and dropped */
+    uint32_t* o = out + (size_t)(rows / 2) * 2u * (size_t)kw + 1u;
+    for (i = 0; i < kw; ++i) o[2 * i] = 0;
+  }
+}
+
+/* relu_int8(saturate(acc + bias)) for t = 31 - shift > 32, as in htpw_hidden (htpw_synthesis.c):
+ * the high word of one multiply, an add and a shift, then the clamp to [0, 127] (USAT on cores with DSP). */
+static int32_t relu_high(int32_t acc, int32_t bias, int32_t multiplier, int32_t half, int32_t high_shift) {
+  const int32_t x = htpw_add_saturated(acc, bias);
+#if defined(HTPW_SMLAD_INTRINSIC) && defined(__GNUC__) && !defined(HTPW_NO_ASM)
+  int32_t rounded; /* SMMLA: half + the high word of x * multiplier, one instruction */
+  __asm__("smmla %0, %1, %2, %3" : "=r"(rounded) : "r"(x), "r"(multiplier), "r"(half));
+  return __usat(rounded >> high_shift, 7);
+#else
+  const int32_t high = (int32_t)(((int64_t)x * (int64_t)multiplier) >> 32);
+  const int32_t v = (high + half) >> high_shift; /* |high| < 2^30, half <= 2^29 */
+#if defined(HTPW_SMLAD_INTRINSIC)
+  return __usat(v, 7);
+#else
+  return htpw_clamp_0_127(v);
+#endif
+#endif
+}
+
+/* htpw_hidden() for the tiled strategy, written straight as the interleaved pair words of
+ * interleave_pairs (h is in [0, 127], so a pair word is low | high << 16): the tile product
+ * reads them without an int8 copy of h in between. */
+static void hidden_pairs(int32_t d_h, const int32_t* bias, int32_t count, const htpw_requant* requant,
+                         const int32_t* acc1, uint32_t* hp) {
+  const int32_t total_shift = 31 - requant->shift, multiplier = requant->multiplier, kw = (d_h + 1) / 2;
+  int32_t t, j;
+  for (t = 0; t < count; ++t) {
+    const int32_t* a = acc1 + (size_t)t * (size_t)d_h;
+    uint32_t* o = hp + (size_t)(t / 2) * 2u * (size_t)kw + (size_t)(t & 1); /* word j / 2 at o[j] */
+    if (total_shift > 32) {
+      const int32_t high_shift = total_shift - 32, half = (int32_t)1 << (high_shift - 1);
+      const int32_t* v = a;
+      const int32_t* w = bias;
+      uint32_t* p = o;
+      for (j = 0; j + 1 < d_h; j += 2, v += 2, w += 2, p += 2) { /* pointers: LDRD pairs */
+        *p = (uint32_t)relu_high(v[0], w[0], multiplier, half, high_shift) |
+             ((uint32_t)relu_high(v[1], w[1], multiplier, half, high_shift) << 16);
+      }
+      if (d_h & 1) o[d_h - 1] = (uint32_t)relu_high(a[d_h - 1], bias[d_h - 1], multiplier, half, high_shift);
+    } else {
+      const int64_t round = (int64_t)1 << (total_shift - 1);
+      for (j = 0; j < d_h; ++j) {
+        const int64_t v = (round + (int64_t)htpw_add_saturated(a[j], bias[j]) * (int64_t)multiplier) >> total_shift;
+        const uint32_t h = (uint32_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
+        if (j & 1) {
+          o[j - 1] |= h << 16;
+        } else {
+          o[j] = h;
+        }
+      }
+    }
+  }
+  if (count & 1) { /* the partner of an odd last tile: zeros, computed and dropped */
+    uint32_t* o = hp + (size_t)(count / 2) * 2u * (size_t)kw + 1u;
+    for (j = 0; j < kw; ++j) o[2 * j] = 0;
+  }
+}
 
 /* Scratch of the tiled strategy, as byte offsets (int32 parts first, each 4-aligned). The band
  * holds one tile row: first the hidden accumulators of its tiles (cols x d_h), then, once those
@@ -107,10 +183,10 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
     /* Steps 1-2 for the whole tile row: h_t for its cols tiles (as pair words), then
      * v_t = h_t . W2, value (r, c) of tile ti at band[r][ti * b + c]. */
     (void)htpw_tensor_unpack(codes, (int64_t)to * cols * mlp->code_dim, cols * mlp->code_dim, z);
-    htpw_interleave_pairs(z, cols, mlp->code_dim, zp);
+    interleave_pairs(z, cols, mlp->code_dim, zp);
     htpw_mat_mult_pairs(zp, w1p, cols, kz, d_h, band);
     HTPW_STEP_DONE(1);
-    htpw_hidden_pairs(d_h, bias, cols, requant, band, hp);
+    hidden_pairs(d_h, bias, cols, requant, band, hp);
     HTPW_STEP_DONE(2);
     htpw_mat_mult_pairs_to(hp, w2p, cols, kw, tt, out, band);
     HTPW_STEP_DONE(3);
