@@ -89,10 +89,7 @@ _OP_GENERATOR_NAME = "hyper_tinypw_expand_op"
 
 def _op_generator(opts: fmt.HyperOptions, input_shapes: dict[str, list[int]]) -> generators.HyperGenerator:
     """A generator shaped like the op: the strategy's own declaration of what its inputs must be."""
-    return generators.for_format(opts.strategy).from_op(
-        opts.strategy, opts.code_dim, opts.hidden_dim, opts.tile_size, opts.c_in, code_bits=opts.code_bits,
-        weight_bits=opts.weight_bits, input_shapes=input_shapes, name=_OP_GENERATOR_NAME,
-    )
+    return generators.from_op(opts, input_shapes=input_shapes, name=_OP_GENERATOR_NAME)
 
 
 def _op_inputs(

@@ -138,10 +138,13 @@ class HyperGenerator(kernels.Strategy, keras.layers.Layer):
         return {}
 
     @classmethod
-    def from_op(cls, format_name: str, code_dim: int, hidden_dim: int, tile_size: int, c_in: int, *,
-                code_bits: int = 8, weight_bits: int = 8, input_shapes: Mapping[str, list[int]] | None = None,
+    def from_op(cls, options: Any, *, input_shapes: Mapping[str, list[int]] | None = None,
                 name: str | None = None) -> HyperGenerator:
-        """A generator shaped like a hyper file's op: its declared tensors are the op's inputs."""
+        """A generator shaped like a hyper file's op: its declared tensors are the op's inputs.
+
+        ``options`` is the op's options record (``export.format.HyperOptions``: strategy, code_dim,
+        hidden_dim, tile_size, c_in, code_bits, weight_bits).
+        """
         raise NotImplementedError
 
     def check_stored(self, values: Mapping[str, np.ndarray]) -> None:
@@ -219,10 +222,10 @@ class MLPGenerator(kernels.MLPStrategy, HyperGenerator):
         raise NotImplementedError
 
     @classmethod
-    def from_op(cls, format_name, code_dim, hidden_dim, tile_size, c_in, *, code_bits=8, weight_bits=8,
-                input_shapes=None, name=None):
-        return cls(code_dim=code_dim, hidden_dim=hidden_dim, code_bits=code_bits, weight_bits=weight_bits,
-                   name=name, **cls.op_config(format_name, tile_size, c_in, input_shapes))
+    def from_op(cls, options, *, input_shapes=None, name=None):
+        return cls(code_dim=options.code_dim, hidden_dim=options.hidden_dim, code_bits=options.code_bits,
+                   weight_bits=options.weight_bits, name=name,
+                   **cls.op_config(options.strategy, options.tile_size, options.c_in, input_shapes))
 
     def check_stored(self, values: Mapping[str, np.ndarray]) -> None:
         multiplier, shift = (int(v) for v in values[ROLE_REQUANT])

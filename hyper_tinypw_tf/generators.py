@@ -17,6 +17,8 @@ generator per rebuilt model (``sharing.py`` says how).
 
 from __future__ import annotations
 
+from typing import Any
+
 from hyper_tinypw_tf import kernels, synthesis
 from hyper_tinypw_tf.generator_base import (
     FAMILY,
@@ -70,6 +72,7 @@ __all__ = [
     "TiledGenerator",
     "PaperGenerator",
     "for_format",
+    "from_op",
 ]
 
 
@@ -194,6 +197,12 @@ class PaperGenerator(kernels.PaperStrategy, MLPGenerator):
         if enc.format_name == p.FORMAT_DENSE:
             return layer.scales[HIDDEN] * layer.scales[p.ROLE_HEAD]
         return layer.scales[p.ROLE_HEAD] * layer.scales[HIDDEN] * enc.scales[p.ROLE_B_SHARED]
+
+def from_op(options: Any, **kwargs: Any) -> HyperGenerator:
+    """The generator a hyper file's op describes (``options``: its ``export.format.HyperOptions``), made by the
+    strategy that writes its variant; ``kwargs`` go to that strategy's ``from_op``."""
+    return for_format(options.strategy).from_op(options, **kwargs)
+
 
 def for_format(format_name: str) -> type[HyperGenerator]:
     """The strategy class whose op variant is ``format_name`` (a hyper file's ``strategy`` option)."""

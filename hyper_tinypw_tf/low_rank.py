@@ -55,9 +55,8 @@ class LowRankGenerator(kernels.LowRankStrategy, HyperGenerator):
         return {self.ROLE_U: u, self.ROLE_V: v}, {self.ROLE_U: s_u, self.ROLE_V: s_v}
 
     @classmethod
-    def from_op(cls, format_name, code_dim, hidden_dim, tile_size, c_in, *, code_bits=8, weight_bits=8,
-                input_shapes=None, name=None):
-        return cls(rank=hidden_dim, code_bits=code_bits, weight_bits=weight_bits, name=name)
+    def from_op(cls, options, *, input_shapes=None, name=None):
+        return cls(rank=options.hidden_dim, code_bits=options.code_bits, weight_bits=options.weight_bits, name=name)
 
     @staticmethod
     def accumulators(enc, layer):

@@ -202,7 +202,7 @@ def synthesis_macs(options: Sequence) -> int:
 
     total = 0
     for o in options:
-        generator = generators.for_format(o.strategy).from_op(o.strategy, o.code_dim, o.hidden_dim, o.tile_size, o.c_in)
+        generator = generators.from_op(o)
         total += generator.synthesis_macs(o.c_in, o.c_out)
     return total
 
