@@ -56,8 +56,9 @@ TASKS = tuple(name for name, spec in tasks.TASKS.items() if tasks.CV in spec.pro
 KWS_SPLIT = "speakers:15,15"  # the shared copy holds test-set speakers only (see data/speech_commands.py)
 QUICK_RECORDS = ("101", "106", "108")  # the fewest records a patient-wise split accepts (train, val, test)
 COMMAND = "python -m bench.frontier"
-HYPER, LUT, HYPERLUT = "hyper", "lut", "hyperlut"
+HYPER, LUT, HYPERLUT, FIT = "hyper", "lut", "hyperlut", "fit"
 CLUSTERED = {LUT: "stored", HYPERLUT: HYPER}  # a clustered kind → the kind of the point it starts from
+STARTS_FROM_BASE = (LUT, HYPERLUT, FIT)  # kinds made from a trained base point (its learning curve is theirs)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ class Point:
 
     ``kind`` is "stored" (a folded file), "hyper" (a hyper file), "lut" (the stored point ``base``
     clustered to ``clusters`` centroids, LUT-compressed) or "hyperlut" (the hyper point ``base``, its
-    stored 1×1 layers clustered and LUT-compressed beside its HyperTinyPW ops). ``preset``/``side`` pick the backbone as
+    stored 1×1 layers clustered and LUT-compressed beside its HyperTinyPW ops) or "fit" (post-training
+    generation, ``hyper_tinypw_tf.compress``: the trained stored point ``base`` turned into a hyper model on
+    its own backbone whose file fits ``budget`` bytes). ``preset``/``side`` pick the backbone as
     ``pipeline.build_model`` does ("stored" = the preset's stored CNN, "twin" = the hyper backbone
     with stored PW, "hyper"); ``generator`` overrides the preset's; ``teacher`` names the stored
     point a hyper model is distilled from.
@@ -81,6 +84,7 @@ class Point:
     teacher: str | None = None
     base: str | None = None
     clusters: int = 0
+    budget: int = 0  # a fit point's file budget in bytes
     twin: str | None = None  # the stored point with this point's backbone (for the answers)
 
     @property
@@ -90,7 +94,7 @@ class Point:
 
         if self.generator is not None and self.generator["strategy"] == LowRankGenerator.strategy:
             return answers_mod.LOW_RANK
-        return HYPER if self.kind == HYPERLUT else self.kind  # hyper + LUT is a generated point
+        return HYPER if self.kind in (HYPERLUT, FIT) else self.kind  # generated points, however made
 
 
 def _tiled(tile: int, code: int, hidden: int = 32) -> dict[str, Any]:
@@ -145,7 +149,16 @@ def _ecg_points() -> list[Point]:
               clusters=16, twin="twin_64k"),
         Point("hyperlut8_hyper_64k", HYPERLUT, label="hyper 64k, stored 1x1 8 clusters + LUT3", base="hyper_64k",
               clusters=8, twin="twin_64k"),
+        # Post-training generation from the trained stored 64k CNN, at the LUT peers' file sizes (BENCHMARKS:
+        # lut8_stored_64k 39,952 B, lut16_stored_64k 48,240 B).
+        _fit_point("stored_64k", 40_000),
+        _fit_point("stored_64k", 48_000),
     ]
+
+
+def _fit_point(base: str, budget: int, twin: str | None = None) -> Point:
+    return Point(f"{FIT}_{base}_{budget}", FIT, label=f"{base} fitted into a hyper file of <= {budget:,} B",
+                 base=base, budget=budget, twin=twin or base)
 
 
 def _kws_points() -> list[Point]:
@@ -194,7 +207,8 @@ DEFAULT_POINTS["mitdb_v"] = DEFAULT_POINTS["mitdb_aami"]
 def resolve_points(task: str, names: list[str]) -> list[Point]:
     """The named points, with every stored point they depend on (bases, teachers) placed before them.
 
-    A clustered point ``lutN_<stored point>`` or ``hyperlutN_<hyper point>`` is made for any such point on request.
+    A clustered point ``lutN_<stored point>`` or ``hyperlutN_<hyper point>``, and a post-training generated point
+    ``fit_<stored point>_<budget bytes>``, is made for any such point on request.
 
     Raises:
       ValueError: an unknown name, listing the known ones.
@@ -206,6 +220,10 @@ def resolve_points(task: str, names: list[str]) -> list[Point]:
         if name in chosen:
             return
         point = known.get(name)
+        if point is None and name.startswith(f"{FIT}_"):
+            base, _, budget = name[len(FIT) + 1:].rpartition("_")
+            if budget.isdigit() and base in known and known[base].kind == "stored":
+                point = _fit_point(base, int(budget))
         kind = next((k for k in (HYPERLUT, LUT) if name.startswith(k)), None)
         if point is None and kind and "_" in name:
             clusters, base = name[len(kind):].split("_", 1)
@@ -362,6 +380,8 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
     where = folder(point.name, seed, ctx)
     where.mkdir(parents=True, exist_ok=True)
     output = where / "model.tflite"
+    if point.kind == FIT:
+        return _fit_file(point, seed, ctx, points, output)
     if point.kind in CLUSTERED:
         # Clustered points start from the trained base point: one fine-tuning epoch with the stored 1×1
         # layers clustered, then post-training quantization (QAT's weight updates would undo the clusters),
@@ -393,6 +413,30 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         # Stored files get the hyper files' zero-point layout, so a byte difference is the method's.
         api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == api.FOLDED))
     return output, float_model
+
+
+def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], output: Path) -> tuple[Path, Any]:
+    """A fit point's hyper file: ``compress.compress`` of the trained base point (size choice, layer-wise output
+    fit, one epoch of distillation from the stored model, then QAT), exported only if it fits the budget.
+
+    The fine-tuning budget is the clustered peers' (one epoch at a tenth of the rate) plus the QAT epochs
+    every QAT point gets. The float hyper model is kept as ``model_fit.keras`` for the runtime bill.
+    """
+    from hyper_tinypw_tf import compress, pipeline, quantization, training
+
+    where = output.parent
+    keep = where / "model_fit.keras"
+    if output.exists() and keep.exists():
+        return output, pipeline.load_model(keep)
+    stored = pipeline.load_model(_train_float(points[point.base], seed, ctx))  # type: ignore[index]
+    training.set_seed(seed)
+    rate = _config(ctx, seed).learning_rate / 10
+    finetune = compress.Finetune(epochs=1, qat_epochs=ctx.qat_epochs, learning_rate=rate, seed=seed)
+    result = compress.compress(stored, point.budget, datasets=ctx.datasets, info=ctx.info, finetune=finetune,
+                               print_fn=ctx.log)
+    compress.export_within_budget(result.qat, output, point.budget, print_fn=None)
+    quantization.save_model(result.model, keep)
+    return output, result.model
 
 
 def _scores(model_file: Path, ctx: Context) -> Any:
@@ -431,7 +475,7 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
     runnable, expanded = pipeline.tflm_runnable(data)
     arena = pipeline.tflm_arena_bytes(runnable)
     bill = accounting.runtime_bill(float_model)
-    curve_path = folder(point.kind in CLUSTERED and point.base or point.name, seed, ctx) / "curve.json"
+    curve_path = folder(point.kind in STARTS_FROM_BASE and point.base or point.name, seed, ctx) / "curve.json"
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     result = {
         "point": point.name, "kind": point.kind, "label": point.label, "twin": point.twin, "seed": seed,

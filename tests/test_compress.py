@@ -198,3 +198,28 @@ def test_cli_refuses_a_budget_too_small_in_one_line(stored, tmp_path: Path) -> N
     assert re.search(r"budget=1,000 bytes is too small for any tiled generator .* smallest feasible budget is "
                      r"[\d,]+ bytes", errors[0])
     assert not (tmp_path / "model_hyper.tflite").exists()
+
+
+def test_frontier_fit_point_is_a_hyper_file_within_its_budget(stored, data, tmp_path: Path, monkeypatch) -> None:
+    """bench.frontier's ``fit_<stored point>_<bytes>``: the trained base point compressed, exported within the
+    budget, its float hyper model kept for the runtime bill (a second call reads both back)."""
+    import functools
+
+    from bench import frontier
+
+    monkeypatch.setattr(compress, "compress", functools.partial(compress.compress, **QUICK))
+    base = frontier.Point("stored_small", "stored")
+    point = frontier.resolve_points("mitdb_aami", [f"fit_stored_64k_{BUDGET}"])[-1]
+    assert (point.kind, point.base, point.budget) == (frontier.FIT, "stored_64k", BUDGET)
+    point = replace(point, base=base.name)
+    datasets, info = data
+    ctx = frontier.Context("mitdb_v", datasets, info, tmp_path, epochs=1, qat_epochs=0, n_boot=0, metrics=(),
+                           log=lambda _: None)
+    saved = frontier.folder(base.name, 0, ctx) / "model.keras"
+    saved.parent.mkdir(parents=True)
+    quantization.save_model(stored[0], saved)  # the trained base point, as _train_float leaves it
+    output, model = frontier._model_file(point, 0, ctx, {base.name: base, point.name: point})
+    assert pipeline.is_hyper(output.read_bytes()) and output.stat().st_size <= BUDGET
+    assert accounting.runtime_bill(model).synthesis_macs > 0
+    again, reread = frontier._model_file(point, 0, ctx, {base.name: base, point.name: point})
+    assert again == output and reread.count_params() == model.count_params()
