@@ -41,6 +41,17 @@ def test_quick_run_writes_every_point_with_true_file_bytes(tmp_path):
     assert (tmp_path / "frontier_mitdb_aami.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "(c) lut16_stored_32k" in text
 
+    # A run stopped after training resumes to the same numbers: one fold's float model, file and scores, and the
+    # pooled result, are deleted; the float model comes back from the fold's checkpoints, the rest is recomputed.
+    fold = tmp_path / "hyper_32k" / "seed0" / "fold1"
+    for name in ("model.keras", "model.tflite", "scores.npz", "result.json"):
+        (fold / name).unlink()
+    (tmp_path / "hyper_32k" / "seed0" / "result.json").unlink()
+    frontier.main(["--task=mitdb_aami", "--quick", f"--out={tmp_path}"])
+    resumed = json.loads((tmp_path / "frontier.json").read_text())["runs"]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in on_disk["runs"]]
+
     # --collect --fit: the same points, SRAM measured on the Cortex-M4 through the op (QEMU), cached per point.
     frontier.main(["--task=mitdb_aami", "--quick", "--collect", "--fit", f"--out={tmp_path}"])
     m4 = {p: json.loads((tmp_path / p / "seed0" / "fold0" / "fit.json").read_text()) for p in expected}
