@@ -3,7 +3,7 @@
 Built with Debian's clang (``-fsanitize=fuzzer,address,undefined``; libFuzzer comes with
 libclang-rt-14-dev). The seed corpus is this test's valid ops from real hyper files, small edge
 ops and malformed ones, so mutations start from inputs that reach the synthesis. The run lasts
-``HTPW_FUZZ_SECONDS`` (default 60) seconds; CI runs the default.
+``HTPW_FUZZ_SECONDS`` (default 30) seconds; CI runs the default.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tests import core_lib
 
-SECONDS = int(os.environ.get("HTPW_FUZZ_SECONDS", "60"))
+SECONDS = int(os.environ.get("HTPW_FUZZ_SECONDS", "30"))
 MAX_LEN = 8192
 
 
