@@ -105,13 +105,9 @@ htpw_status htpw_paper_synthesize(const htpw_mlp* mlp, htpw_head_kind kind, cons
     if ((status = htpw_check_tensor(b_shared, (int64_t)d_h * b_cols)) != HTPW_OK) return status;
   }
   if ((status = htpw_check_tensor(code, mlp->code_dim)) != HTPW_OK) return status;
-  if ((status = htpw_validate_requant(requant)) != HTPW_OK) return status;
-  if ((status = htpw_check_signs(signs, c_out)) != HTPW_OK) return status;
-  if (scratch == NULL || kernel == NULL) return HTPW_ERR_NULL;
-  if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
   needed = htpw_paper_scratch_bytes(mlp, kind, c_in);
-  if (needed < 0) return HTPW_ERR_SIZE;
-  if (scratch_bytes < needed) return HTPW_ERR_SCRATCH;
+  status = htpw_check_mlp_finish(requant, signs, c_out, scratch, scratch_bytes, needed, kernel);
+  if (status != HTPW_OK) return status;
   l = paper_plan(mlp, kind, c_in);
   base = (uint8_t*)scratch;
   row = (int32_t*)(void*)(base + l.row);

@@ -52,6 +52,11 @@ htpw_status htpw_check_tensor(const htpw_tensor* t, int64_t count);
 htpw_status htpw_check_signs(const htpw_signs* signs, int32_t c_out);
 /* Sizes in range, W1 holds d_z * d_h elements and b1 d_h int32. */
 htpw_status htpw_check_mlp(const htpw_mlp* mlp);
+/* What every micro-MLP strategy checks after its own tensors, in this order (the status is the contract's):
+   the requantization, the sign bits, the scratch and kernel pointers, the scratch's alignment and size
+   (`needed`: the strategy's own scratch_bytes, negative when the sizes overflow). */
+htpw_status htpw_check_mlp_finish(const htpw_requant* requant, const htpw_signs* signs, int32_t c_out,
+                                  const void* scratch, int32_t scratch_bytes, int32_t needed, const int8_t* kernel);
 
 /* --- int16 pair products ----------------------------------------------------------- */
 /* Where output (i, j) of a pair product goes: dst[i * seg + (j / seg) * ld + j % seg]. A plain

@@ -455,6 +455,18 @@ htpw_status htpw_check_signs(const htpw_signs* signs, int32_t c_out) {
   return HTPW_OK;
 }
 
+htpw_status htpw_check_mlp_finish(const htpw_requant* requant, const htpw_signs* signs, int32_t c_out,
+                                  const void* scratch, int32_t scratch_bytes, int32_t needed, const int8_t* kernel) {
+  htpw_status status;
+  if ((status = htpw_validate_requant(requant)) != HTPW_OK) return status;
+  if ((status = htpw_check_signs(signs, c_out)) != HTPW_OK) return status;
+  if (scratch == NULL || kernel == NULL) return HTPW_ERR_NULL;
+  if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
+  if (needed < 0) return HTPW_ERR_SIZE;
+  if (scratch_bytes < needed) return HTPW_ERR_SCRATCH;
+  return HTPW_OK;
+}
+
 htpw_status htpw_check_mlp(const htpw_mlp* mlp) {
   htpw_status status;
   if (mlp == NULL || mlp->b1 == NULL) return HTPW_ERR_NULL;

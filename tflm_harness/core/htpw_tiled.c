@@ -154,13 +154,9 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   tt = tile * tile;
   if ((status = htpw_check_tensor(w2, (int64_t)d_h * tt)) != HTPW_OK) return status;
   if ((status = htpw_check_tensor(codes, (int64_t)rows * cols * mlp->code_dim)) != HTPW_OK) return status;
-  if ((status = htpw_validate_requant(requant)) != HTPW_OK) return status;
-  if ((status = htpw_check_signs(signs, c_out)) != HTPW_OK) return status;
-  if (scratch == NULL || kernel == NULL) return HTPW_ERR_NULL;
-  if (((uintptr_t)scratch & 3u) != 0) return HTPW_ERR_ALIGN;
   needed = htpw_tiled_scratch_bytes(mlp, tile, c_in);
-  if (needed < 0) return HTPW_ERR_SIZE;
-  if (scratch_bytes < needed) return HTPW_ERR_SCRATCH;
+  status = htpw_check_mlp_finish(requant, signs, c_out, scratch, scratch_bytes, needed, kernel);
+  if (status != HTPW_OK) return status;
   l = tiled_plan(mlp, tile, c_in);
   base = (uint8_t*)scratch;
   band = (int32_t*)(void*)(base + l.band);
