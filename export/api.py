@@ -8,12 +8,11 @@ renamed only when all outputs are complete, so a failing command leaves no parti
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hyper_tinypw_tf import accounting
+from hyper_tinypw_tf import accounting, atomic
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.export import c_array, convert, hyper, slim
 from hyper_tinypw_tf.export import expand as _expand
@@ -75,26 +74,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
 
 
 def write_all_atomic(outputs: Mapping[Path, bytes | str]) -> None:
-    """Write several files so that either all appear complete or none is touched."""
-    staged: list[tuple[str, Path]] = []
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        for path, data in outputs.items():
-            path = Path(path)
-            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-            staged.append((tmp, path))
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written model is an ordinary file
-            with os.fdopen(handle, "wb") as out:
-                out.write(data.encode() if isinstance(data, str) else data)
-                out.flush()
-                os.fsync(out.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    """Write several files so that either all appear complete or none is touched (``atomic.write_all``)."""
+    atomic.write_all(outputs)
 
 
 def export_files(

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from hyper_tinypw_tf import atomic
 from hyper_tinypw_tf._keras import keras
 
 SIDES = ("stored", "hyper")
@@ -164,12 +165,6 @@ def load_model(path: str | Path) -> Any:
         raise ValueError(f"model file {str(path)!r} does not exist")
     with quantization.quantize_scope():
         return keras.models.load_model(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    from hyper_tinypw_tf.export import api
-
-    api.write_atomic(path, text)
 
 
 # --- the TFLM side ----------------------------------------------------------------------------
@@ -369,7 +364,7 @@ class MainJob:
         teacher = self.teacher() if side == "hyper" and self.config.distill else None
         curve = fit_model(model, data[0], data[1], self.config, epochs, learning_rate, self.path(side, checkpoints),
                           teacher)
-        _write_atomic(self.path(side, f"{checkpoints}.json"), json.dumps(curve, indent=2) + "\n")
+        atomic.write_all({self.path(side, f"{checkpoints}.json"): json.dumps(curve, indent=2) + "\n"})
 
     def train(self, side: str) -> None:
         """Train the float model of ``side`` (same seed and schedule for every side)."""
@@ -454,9 +449,8 @@ class MainJob:
             class_names=np.asarray(info.class_names), task=info.task,
             protocol=str(info.notes.get("protocol", "")),
         )
-        tmp = output.with_name(f".{output.stem}.partial.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, output)
+        with atomic.atomic_path(output) as tmp:
+            np.savez(tmp, **arrays)
 
     def stages(self) -> dict[str, Path]:
         """Train, QAT, export and evaluate both sides (each stage skipped when its file exists); the files."""
@@ -517,7 +511,7 @@ def run_main(out: str | Path, config: RunConfig, load_fold: Callable[[int | None
 def _summarize(out: Path, folds: list[tuple[Path, dict[str, Path]]], config: RunConfig,
                print_fn: Callable[[str], None]) -> dict[str, Any]:
     summary = compare(folds, config)
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic.write_all({out / "summary.json": json.dumps(summary, indent=2) + "\n"})
     print_fn(comparison_table(summary))
     return summary
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import tensorflow_model_optimization as tfmot
 
-from hyper_tinypw_tf import custom_objects, inspect
+from hyper_tinypw_tf import atomic, custom_objects, inspect
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.generators import PACKAGE, HyperGenerator
 from hyper_tinypw_tf.layers import HyperPWConv2D
@@ -223,10 +222,8 @@ def save_model(model: keras.Model, path: str | Path) -> None:
     drop = _DropDuplicatesWarning()
     if quiet:
         tf_logger.addFilter(drop)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        model.save(tmp)
+        with atomic.atomic_path(path) as tmp:
+            model.save(tmp)
     finally:
         tf_logger.removeFilter(drop)
-    os.replace(tmp, path)

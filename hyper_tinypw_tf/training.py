@@ -10,7 +10,6 @@ Seeds come with op determinism, so two runs with the same seed give the same wei
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hyper_tinypw_tf import inspect
+from hyper_tinypw_tf import atomic, inspect
 from hyper_tinypw_tf._keras import keras
 
 
@@ -260,9 +259,8 @@ def _save_state(path: Path, model: keras.Model, state: _State, seed: int) -> Non
     arrays.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(_optimizer_variables(model))})
     arrays.update({f"best_weights/{i}": w for i, w in enumerate(state.best_weights or [])})
     arrays.update({f"history/{k}": np.asarray(v, np.float64) for k, v in state.history.items()})
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _load_state(path: Path, model: keras.Model, seed: int) -> _State:
@@ -347,9 +345,8 @@ def fit(
             if current < state.best:
                 state.best, state.wait, state.best_weights = current, 0, model.get_weights()
                 if root is not None:
-                    tmp = root / f".best.{os.getpid()}.tmp.weights.h5"
-                    model.save_weights(str(tmp))
-                    os.replace(tmp, root / BEST_WEIGHTS_FILE)
+                    with atomic.atomic_path(root / BEST_WEIGHTS_FILE) as tmp:
+                        model.save_weights(str(tmp))
             elif state.wait >= config.patience and epoch > 0:
                 state.stopped = True
         state.epoch = epoch + 1
