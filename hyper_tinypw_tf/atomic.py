@@ -3,7 +3,7 @@
 A killed run (training checkpoint, saved model, exported file, scores) must never leave a truncated
 file that a resumed run would trust. Each output is written under a temporary name in its own folder
 and renamed over the target (``os.replace`` is atomic within one filesystem). The temporary name keeps
-the target's suffix, because Keras and numpy pick the format from it.
+the target's suffixes, because Keras and numpy pick the format from them (``x.weights.h5`` is not ``x.h5``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 
 
 def temporary_sibling(path: str | os.PathLike[str]) -> Path:
-    """A hidden name beside ``path``, unique to this process, with ``path``'s suffix."""
+    """A hidden name beside ``path``, unique to this process, ending in all of ``path``'s suffixes."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    return path.with_name(f".{stem}.{os.getpid()}.partial{suffixes}")
 
 
 @contextlib.contextmanager
