@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -24,13 +25,21 @@ def temporary_sibling(path: str | os.PathLike[str]) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``, on an exception it is removed."""
+    """Yield a temporary path to write; on success it replaces ``path``, on an exception it is removed.
+
+    A folder (a SavedModel) that already exists is removed just before the rename, which ``os.replace``
+    cannot do over a non-empty folder: only that last step is not atomic.
+    """
     tmp = temporary_sibling(path)
     try:
         yield tmp
+        if tmp.is_dir() and Path(path).is_dir():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
             tmp.unlink()
 
 

@@ -25,3 +25,14 @@ def test_atomic_path_replaces_on_success_and_leaves_the_old_file_on_failure(tmp_
         raise RuntimeError("killed mid-save")
     assert target.read_bytes() == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_a_folder_replaces_an_existing_folder(tmp_path) -> None:
+    """A SavedModel saved twice to one path: the second replaces the first."""
+    target = tmp_path / "saved_model"
+    for content in (b"first", b"second"):
+        with atomic.atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "saved_model.pb").write_bytes(content)
+    assert (target / "saved_model.pb").read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
