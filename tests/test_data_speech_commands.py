@@ -80,6 +80,25 @@ def test_deterministic_and_augmented_train(loaded) -> None:
     assert tuple(x.shape) == (8, 49, 10, 1) and np.isfinite(x.numpy()).all()
 
 
+@needs_data
+def test_augmented_train_runs_under_op_determinism_seeded_and_new_each_epoch() -> None:
+    """training.set_seed turns on TF op determinism (as every training run does): the augmentation's random
+    draws must be seeded to run there; the same seed gives the same batches, and each epoch new ones."""
+    from hyper_tinypw_tf import training
+
+    training.set_seed(0)
+
+    def epochs() -> list[np.ndarray]:
+        datasets, _ = load("speech_commands", SC, batch_size=8, split="speaker_hash:12,4",
+                           augment=speech_commands.Augment(background_frequency=1.0))
+        return [next(iter(datasets["train"]))[0].numpy() for _ in range(2)]
+
+    first, again = epochs(), epochs()
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], first[1])  # reshuffled and re-augmented each epoch
+
+
 def write_wav(path: Path, rate: int = 16000, channels: int = 1, width: int = 2,
               seconds: float = 1.0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

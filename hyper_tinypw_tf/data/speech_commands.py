@@ -308,25 +308,34 @@ def _pipeline(
 
         return tf.cond(offset >= 0, from_bank, from_file)
 
-    def augmented(x: tf.Tensor) -> tf.Tensor:
+    def augmented(x: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        # Stateless draws keyed by the element's own random number: seeded, so they run under
+        # tf.config.experimental.enable_op_determinism (training.set_seed), and new each epoch.
         assert augment is not None
+
+        def draw(k: int, low: float | int, high: float | int, dtype: tf.DType = tf.float32) -> tf.Tensor:
+            return tf.random.stateless_uniform([], tf.stack([key, tf.constant(k, tf.int64)]), low, high, dtype)
+
         shift_max = int(augment.time_shift_ms * SAMPLE_RATE / 1000)
         if shift_max:
-            s = tf.random.uniform([], -shift_max, shift_max + 1, tf.int32)
+            s = draw(0, -shift_max, shift_max + 1, tf.int32)
             x = tf.pad(x, [[shift_max, shift_max]])[shift_max - s: shift_max - s + n]
         if augment.background_volume > 0 and bank_len > n:
-            off = tf.random.uniform([], 0, bank_len - n, tf.int64)
-            vol = tf.random.uniform([], 0.0, augment.background_volume)
-            use = tf.cast(tf.random.uniform([]) < augment.background_frequency, tf.float32)
+            off = draw(1, 0, bank_len - n, tf.int64)
+            vol = draw(2, 0.0, augment.background_volume)
+            use = tf.cast(draw(3, 0.0, 1.0) < augment.background_frequency, tf.float32)
             x = tf.clip_by_value(x + use * vol * bank[off: off + n], -1.0, 1.0)
         return tf.ensure_shape(x, [n])
 
-    def features(path, offset, vol, label):  # type: ignore[no-untyped-def]
+    def features(path, offset, vol, label, key=None):  # type: ignore[no-untyped-def]
         x = audio(path, offset, vol)
         if augment is not None:
-            x = augmented(x)
+            x = augmented(x, key)
         return mfcc(tf.ensure_shape(x, [n]), cfg), label
 
+    if augment is not None:  # one seeded random number per element, drawn anew each epoch
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, keys)).map(lambda element, key: (*element, key))
     return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(
         tf.data.AUTOTUNE)
 
