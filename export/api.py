@@ -8,7 +8,7 @@ renamed only when all outputs are complete, so a failing command leaves no parti
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,7 @@ def byte_report(model: keras.Model, data: bytes, *, fmt: str) -> FileReport:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
-    write_all_atomic({Path(path): data})
-
-
-def write_all_atomic(outputs: Mapping[Path, bytes | str]) -> None:
-    """Write several files so that either all appear complete or none is touched (``atomic.write_all``)."""
-    atomic.write_all(outputs)
+    atomic.write_all({Path(path): data})
 
 
 def export_files(
@@ -110,7 +105,7 @@ def export_files(
         header, source = c_array.to_c_array(data, c_array_name)
         outputs[output.parent / f"{c_array_name}.h"] = header
         outputs[output.parent / f"{c_array_name}.cc"] = source
-    write_all_atomic(outputs)
+    atomic.write_all(outputs)
     if print_fn is not None:
         report.summary(print_fn)
         if mode == hyper.BUDGET and fmt == HYPER:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 
-from hyper_tinypw_tf import models
+from hyper_tinypw_tf import atomic, models
 from hyper_tinypw_tf._keras import keras
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, c_array, convert, hyper
@@ -245,7 +245,7 @@ def test_write_atomic_keeps_old_file_when_writing_fails(tmp_path) -> None:
     target.write_bytes(b"old")
 
     with pytest.raises(TypeError, match="a bytes-like object is required"):
-        api.write_all_atomic({target: b"new", tmp_path / "second.h": object()})  # type: ignore[dict-item]
+        atomic.write_all({target: b"new", tmp_path / "second.h": object()})  # type: ignore[dict-item]
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
 

@@ -108,10 +108,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     """The reader sees the imports it must judge (so the two tests below cannot pass on an empty graph)."""
     graph = import_graph()
-    assert "hyper_tinypw_tf.generators" in graph["hyper_tinypw_tf.layers"] or any(
-        "hyper_tinypw_tf.generators" in targets for targets in graph.values())
-    assert {"hyper_tinypw_tf.pipeline", "tflm_harness.run"} <= graph["hyper_tinypw_tf.cli"] | {
-        t for m in graph["hyper_tinypw_tf.cli"] for t in graph[m]}
+    assert "hyper_tinypw_tf.generators" in graph["hyper_tinypw_tf.layers"]  # a top-level import
+    assert {"hyper_tinypw_tf.pipeline", "tflm_harness.fit"} <= graph["hyper_tinypw_tf.cli"]  # lazy ones too
     assert "hyper_tinypw_tf.export.format" in graph["hyper_tinypw_tf.export.hyper"]  # export/ is the export package
 
 
