@@ -33,7 +33,6 @@ The folds are fixed by the records or speakers and K; seeds vary initialization 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shlex
@@ -342,25 +341,16 @@ def _calibration(ctx: Context, n: int = 256) -> np.ndarray:
 def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     """Train (or reuse) the float model of a stored or hyper point; returns its .keras path.
 
-    Training checkpoints every epoch (``checkpoints/``), so a killed run resumes mid-training with the
-    numbers of one never killed; its learning curve goes to ``curve.json``.
+    ``stages.train``: checkpoints every epoch, so a killed run resumes mid-training with the numbers of
+    one never killed; its learning curve goes to ``curve.json``.
     """
-    from hyper_tinypw_tf import pipeline, quantization, training
-    from hyper_tinypw_tf.export import api
+    from hyper_tinypw_tf import stages
 
-    path = folder(point.name, seed, ctx) / "model.keras"
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    training.set_seed(seed)
-    model = _build(point, ctx)
-    teacher = _teacher(point, seed, ctx)
-    config = _config(ctx, seed, distill=teacher is not None)
-    curve = pipeline.fit_model(model, ctx.datasets, ctx.info, config, ctx.epochs, config.learning_rate,
-                               path.parent / "checkpoints", teacher)
-    api.write_atomic(path.parent / "curve.json", json.dumps(curve, indent=2) + "\n")
-    quantization.save_model(model, path)
-    return path
+    where = folder(point.name, seed, ctx)
+    config = _config(ctx, seed, distill=bool(point.teacher))
+    teacher = (lambda: _teacher(point, seed, ctx)) if point.teacher else None
+    return stages.train(where / "model.keras", lambda datasets, info: _build(point, ctx),
+                        lambda: (ctx.datasets, ctx.info), config, curve=where / "curve.json", teacher=teacher)
 
 
 def _teacher(point: Point, seed: int, ctx: Context) -> Any:
@@ -374,7 +364,7 @@ def _teacher(point: Point, seed: int, ctx: Context) -> Any:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from hyper_tinypw_tf import clustering, pipeline, quantization, training
+    from hyper_tinypw_tf import atomic, clustering, pipeline, stages, training
     from hyper_tinypw_tf.export import api, peers, slim
 
     where = folder(point.name, seed, ctx)
@@ -388,7 +378,7 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         # then LUT. A hyperlut file keeps its generated layers as HyperTinyPW ops.
         base = points[point.base]  # type: ignore[index]
         float_model = pipeline.load_model(_train_float(base, seed, ctx))
-        if not output.exists():
+        if not stages.done(output, "cluster"):
             training.set_seed(seed)
             wrapped = clustering.cluster_pointwise(float_model, point.clusters)
             config = _config(ctx, seed)
@@ -398,21 +388,17 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
             plain = api.export_model(clustering.strip(wrapped), fmt=fmt, representative_data=_calibration(ctx))
             compressed = peers.lut_compress(plain, peers.bits_for_clusters(point.clusters))
             # The same zero-point slimming as the stored and hyper files (TFLM runs it unchanged).
-            api.write_atomic(output, slim.slim_zero_points_bytes(compressed))
+            atomic.write_all({output: slim.slim_zero_points_bytes(compressed)})
         return output, float_model
-    float_model = pipeline.load_model(_train_float(point, seed, ctx))
-    if not output.exists():
-        training.set_seed(seed)
-        qat = quantization.quantize_model(float_model)
-        if ctx.qat_epochs > 0:
-            teacher = _teacher(point, seed, ctx)
-            config = _config(ctx, seed, distill=teacher is not None)
-            pipeline.fit_model(qat, ctx.datasets, ctx.info, config, ctx.qat_epochs, config.learning_rate / 10,
-                               where / "checkpoints_qat", teacher)
+    float_path = _train_float(point, seed, ctx)
+    if not output.exists():  # a finished file needs no QAT model (runs before model_qat.h5 was kept have none)
+        teacher = (lambda: _teacher(point, seed, ctx)) if point.teacher else None
+        qat = stages.qat(where / "model_qat.h5", float_path, lambda: (ctx.datasets, ctx.info),
+                         _config(ctx, seed, distill=bool(point.teacher)), teacher=teacher)
         fmt = api.HYPER if point.kind == "hyper" else api.FOLDED
         # Stored files get the hyper files' zero-point layout, so a byte difference is the method's.
-        api.write_atomic(output, api.export_model(qat, fmt=fmt, slim_zero_points=fmt == api.FOLDED))
-    return output, float_model
+        stages.export(output, qat, fmt, slim_zero_points=fmt == api.FOLDED)
+    return output, pipeline.load_model(float_path)
 
 
 def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], output: Path) -> tuple[Path, Any]:
@@ -442,20 +428,9 @@ def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], o
 def _scores(model_file: Path, ctx: Context) -> Any:
     """The file's test predictions in TFLM (a hyper file through the HyperTinyPW op) with its validation-tuned
     decision rule, as ``crossval.FoldScores``; the logits are kept in ``scores.npz`` beside the file."""
-    from hyper_tinypw_tf import crossval, pipeline
-    from hyper_tinypw_tf.export import api
+    from hyper_tinypw_tf import crossval, stages
 
-    cache = model_file.with_name("scores.npz")
-    if not cache.exists():
-        predict, _ = pipeline.predictor(model_file)
-        arrays = {}
-        for split in ("val", "test"):
-            x, y = pipeline.inputs_and_labels(ctx.datasets[split])
-            arrays[f"{split}_logits"], arrays[f"{split}_labels"] = predict(x), y
-        arrays["test_groups"] = np.asarray(ctx.info.groups["test"]).astype(str)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        api.write_atomic(cache, buffer.getvalue())
+    cache = stages.score(model_file.with_name("scores.npz"), model_file, lambda: (ctx.datasets, ctx.info))
     with np.load(cache) as z:
         return crossval.FoldScores.from_logits(ctx.fold or 0, z["test_logits"], z["test_labels"], z["test_groups"],
                                                z["val_logits"], z["val_labels"])
@@ -463,11 +438,15 @@ def _scores(model_file: Path, ctx: Context) -> Any:
 
 def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
     """Train, export and score one point at one seed (on one fold under cv:K); cached in ``result.json``."""
+    from hyper_tinypw_tf import stages
+
+    return stages.cached_json(folder(point.name, seed, ctx) / "result.json",
+                              lambda: _point_result(point, seed, ctx, points))
+
+
+def _point_result(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
     from hyper_tinypw_tf import accounting, pipeline
 
-    result_path = folder(point.name, seed, ctx) / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
     start = time.monotonic()
     model_file, float_model = _model_file(point, seed, ctx, points)
     data = model_file.read_bytes()
@@ -492,9 +471,6 @@ def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -
         "hit_max": [bool(curve["hit_max"])] if curve else [],
         "seconds": round(time.monotonic() - start, 1),
     }
-    from hyper_tinypw_tf.export import api
-
-    api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}" + (f" fold {ctx.fold}" if ctx.fold is not None else "")
             + f": {len(data):,} B, "
             + ", ".join(f"{m}={result['metrics'][m]:.3f}" for m in ctx.metrics if result["metrics"][m] is not None)
@@ -516,12 +492,14 @@ def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, P
     Cached in ``OUT/POINT/seedS/result.json``; each fold is cached on its own, so a stopped run continues
     at the first fold not done.
     """
-    from hyper_tinypw_tf.export import api
+    from hyper_tinypw_tf import stages
 
+    return stages.cached_json(ctxs[0].out / point.name / f"seed{seed}" / "result.json",
+                              lambda: _pooled_result(point, seed, ctxs, points))
+
+
+def _pooled_result(point: Point, seed: int, ctxs: list[Context], points: dict[str, Point]) -> dict[str, Any]:
     ctx = ctxs[0]
-    result_path = ctx.out / point.name / f"seed{seed}" / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
     folds = [run_point(point, seed, c, points) for c in ctxs]
     report = pooled_scores(point.name, seed, ctxs).evaluate(ctx.info.class_names, ctx.n_boot, seed).to_json_dict()
     largest = max(folds, key=lambda f: f["file_bytes"])  # quantization parameters move a file's size by a few bytes
@@ -538,7 +516,6 @@ def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, P
         "hit_max": [h for f in folds for h in f["hit_max"]],
         "seconds": round(sum(f["seconds"] for f in folds), 1),
     }
-    api.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}, {len(folds)} folds pooled: "
             + ", ".join(f"{m}={result['metrics'][m]:.3f}" for m in ctx.metrics if result["metrics"][m] is not None))
     return result
@@ -551,13 +528,16 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     runner registers TFLM's DECODE op). A file the Cortex-M4 runner cannot run gets the runner's error
     instead of numbers, with the firmware's last line as the reason.
     """
+    from hyper_tinypw_tf import stages
+
+    return stages.cached_json(folder(point.name, seed, ctx) / "fit.json", lambda: _measure_fit(point, seed, ctx))
+
+
+def _measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     from hyper_tinypw_tf.export import format as fmt
     from tflm_harness import fit
 
     where = folder(point.name, seed, ctx)
-    path = where / "fit.json"
-    if path.exists():
-        return json.loads(path.read_text())
     modes = (fmt.MODE_BOOT, fmt.MODE_STREAM) if point.kind == "hyper" else None
     try:
         report = fit.fit((where / "model.tflite").read_bytes(), name=f"{point.name}/seed{seed}", modes=modes)
@@ -570,9 +550,6 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
         measured = {"error": lines[0][:200]}
         if len(lines) > 1:  # the firmware's own last word, e.g. "model.tflite: larger than 4 MB"
             measured["why"] = lines[-1][:120]
-    from hyper_tinypw_tf.export import api
-
-    api.write_atomic(path, json.dumps(measured, indent=2) + "\n")
     ctx.log(f"{point.name} seed {seed}: Cortex-M4 fit {measured}")
     return measured
 

@@ -73,7 +73,7 @@ ROLE_SIGNS = generators.ROLE_SIGNS
 ROLE_U = LowRankGenerator.ROLE_U
 ROLE_V = LowRankGenerator.ROLE_V
 MAX_DIM = 65535
-MAX_TILE_SIZE = synthesis.MAX_TILE_SIZE  # docs/synthesis.md §5; a tiled generator checks it at construction
+MAX_TILE_SIZE = synthesis.MAX_TILE_SIZE  # docs/synthesis.md §5; checked by synthesis.tile_size_problem
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,9 @@ def _validate(options: dict[str, object]) -> None:
         if options[key] not in (4, 8):
             raise _bad(key, options[key], "4 or 8")
     tiled = options[KEY_STRATEGY] == TILED
-    if tiled and not 0 < options[KEY_TILE_SIZE] <= MAX_TILE_SIZE:
-        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"an integer in [1, {MAX_TILE_SIZE}] for strategy {TILED!r}")
+    need = synthesis.tile_size_problem(options[KEY_TILE_SIZE]) if tiled else None
+    if need:
+        raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"{need} for strategy {TILED!r}")
     if not tiled and options[KEY_TILE_SIZE] != 0:
         raise _bad(KEY_TILE_SIZE, options[KEY_TILE_SIZE], f"0 for strategy {options[KEY_STRATEGY]!r}")
     if not 0 <= options[KEY_CRC32] <= CRC32_MAX:

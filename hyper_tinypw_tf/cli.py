@@ -427,9 +427,9 @@ def cmd_fit() -> int:
 
 def cmd_main() -> None:
     """The README's main job: the hyper model beside the stored CNN of the same budget, one table."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf import main_job
 
-    pipeline.run_main(FLAGS.out, _run_config(), lambda fold: _load_data(fold=fold), FLAGS.protocol)
+    main_job.run_main(FLAGS.out, _run_config(), lambda fold: _load_data(fold=fold), FLAGS.protocol)
 
 
 def cmd_evaluate() -> None:
@@ -592,10 +592,10 @@ def validate_train() -> None:
 
 def _stage_files(out: Path) -> list[Path]:
     """Model files an earlier main run left in --out, which this run would resume from."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf import main_job, pipeline
 
     names = ("model.keras", "model_qat.h5", "model_folded.tflite", "model_hyper.tflite")
-    return [out / side / name for side in (*pipeline.SIDES, pipeline.TWIN) for name in names
+    return [out / side / name for side in (*main_job.SIDES, pipeline.TWIN) for name in names
             if (out / side / name).is_file()]
 
 

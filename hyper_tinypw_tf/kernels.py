@@ -310,13 +310,9 @@ class TiledStrategy(MLPStrategy):
     strategy = "tiled"
 
     def __init__(self, tile_size: int = 8, pad: bool = True, **kwargs: Any) -> None:
-        if not isinstance(tile_size, (int, np.integer)) or tile_size <= 0:
-            raise ValueError(f"tile_size must be a positive integer, received tile_size={tile_size!r}")
-        if tile_size > synthesis.MAX_TILE_SIZE:
-            raise ValueError(
-                f"tile_size must be at most {synthesis.MAX_TILE_SIZE} (the device's limit, docs/synthesis.md §5), "
-                f"received tile_size={tile_size}"
-            )
+        need = synthesis.tile_size_problem(tile_size)
+        if need:
+            raise ValueError(f"tile_size must be {need}, received tile_size={tile_size!r}")
         self.tile_size = int(tile_size)
         self.pad = bool(pad)
         super().__init__(**kwargs)

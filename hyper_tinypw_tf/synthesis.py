@@ -18,6 +18,18 @@ MAX_FACTOR_RANK = 1024
 MAX_TILE_SIZE = 255  # docs/synthesis.md §5; HTPW_MAX_TILE_SIZE in the C core, format.md's tile_size bound
 
 
+def tile_size_problem(value: object) -> str | None:
+    """What ``value`` must be to serve as a tiled generator's tile size, or None when it can.
+
+    The one Python check of §5's limit: a generator at construction and a file's options both ask it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        return "a positive integer"
+    if value > MAX_TILE_SIZE:
+        return f"at most {MAX_TILE_SIZE} (the device's limit, docs/synthesis.md §5)"
+    return None
+
+
 def q_max(bits: int) -> int:
     """Largest magnitude of a narrow-range symmetric integer of ``bits`` bits."""
     if bits not in (4, 8):

@@ -5,7 +5,7 @@ From the bottom up (docs/extending.md, "Layers"):
 0. the library: ``hyper_tinypw_tf`` (layers, generators, synthesis, accounting, quantization, data,
    evaluation, tasks, ...) and ``hyper_tinypw_tf.export`` (the ``export/`` folder);
 1. the TFLM harness: ``tflm_harness`` (builds and runs the C op; it may use the library);
-2. the app: ``hyper_tinypw_tf.pipeline``, ``hyper_tinypw_tf.compress`` and ``hyper_tinypw_tf.cli``
+2. the app: ``hyper_tinypw_tf.pipeline``, ``stages``, ``main_job``, ``compress`` and ``cli``
    (the commands: they use everything below).
 
 ``bench/`` and ``tests/`` sit above all of them and are not checked. A new import that points up,
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Python package → its folder (setup.cfg's package_dir: hyper_tinypw_tf.export lives in export/).
 PACKAGES = {"hyper_tinypw_tf": ROOT / "hyper_tinypw_tf", "hyper_tinypw_tf.export": ROOT / "export",
             "tflm_harness": ROOT / "tflm_harness"}
-APP = ("hyper_tinypw_tf.pipeline", "hyper_tinypw_tf.compress", "hyper_tinypw_tf.cli")
+APP = ("hyper_tinypw_tf.pipeline", "hyper_tinypw_tf.stages", "hyper_tinypw_tf.main_job", "hyper_tinypw_tf.compress",
+       "hyper_tinypw_tf.cli")
 LAYER_NAMES = ("library", "TFLM harness", "app")
 
 

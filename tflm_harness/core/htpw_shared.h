@@ -26,6 +26,8 @@ extern "C" {
 static inline int64_t htpw_ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static inline int64_t htpw_align4(int64_t x) { return (x + 3) & ~(int64_t)3; }
+/* The one C check of the tile-size limit (docs/synthesis.md section 5) on the tiled functions' arguments. */
+static inline int htpw_tile_size_ok(int32_t tile) { return tile > 0 && tile <= HTPW_MAX_TILE_SIZE; }
 
 /* Two int16 halves in one word (low first), the operand of one SMLAD. */
 static inline uint32_t htpw_pair(int32_t low, int32_t high) {

@@ -125,7 +125,7 @@ static tiled_layout tiled_plan(const htpw_mlp* mlp, int32_t tile, int32_t c_in) 
 int32_t htpw_tiled_scratch_bytes(const htpw_mlp* mlp, int32_t tile, int32_t c_in) {
   tiled_layout l;
   if (mlp == NULL || mlp->code_dim <= 0 || mlp->code_dim > HTPW_MAX_DENSE_TERMS || mlp->hidden_dim <= 0 ||
-      mlp->hidden_dim > HTPW_MAX_DENSE_TERMS || tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_in <= 0) {
+      mlp->hidden_dim > HTPW_MAX_DENSE_TERMS || !htpw_tile_size_ok(tile) || c_in <= 0) {
     return -1;
   }
   l = tiled_plan(mlp, tile, c_in);
@@ -147,7 +147,7 @@ htpw_status htpw_tiled_synthesize(const htpw_mlp* mlp, const htpw_tensor* w2, in
   int32_t kw, kz;
   htpw_pairs_out out;
   if ((status = htpw_check_mlp(mlp)) != HTPW_OK) return status;
-  if (tile <= 0 || tile > HTPW_MAX_TILE_SIZE || c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
+  if (!htpw_tile_size_ok(tile) || c_out <= 0 || c_in <= 0) return HTPW_ERR_DIMENSION;
   d_h = mlp->hidden_dim;
   rows = (int32_t)htpw_ceil_div64(c_out, tile);
   cols = (int32_t)htpw_ceil_div64(c_in, tile);
