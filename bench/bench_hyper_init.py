@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench._report import BENCHMARKS_PATH, machine_line, write_section
-from hyper_tinypw_tf import data, evaluation, kernels, models, pipeline, training
+from hyper_tinypw_tf import data, evaluation, kernels, models, training
+from hyper_tinypw_tf.app import pipeline
 
 MITDB = data.default_data_dir("mitdb")
 COMMAND = "python -m bench.bench_hyper_init"

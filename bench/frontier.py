@@ -67,7 +67,7 @@ class Point:
     ``kind`` is "stored" (a folded file), "hyper" (a hyper file), "lut" (the stored point ``base``
     clustered to ``clusters`` centroids, LUT-compressed) or "hyperlut" (the hyper point ``base``, its
     stored 1×1 layers clustered and LUT-compressed beside its HyperTinyPW ops) or "fit" (post-training
-    generation, ``hyper_tinypw_tf.compress``: the trained stored point ``base`` turned into a hyper model on
+    generation, ``hyper_tinypw_tf.app.compress``: the trained stored point ``base`` turned into a hyper model on
     its own backbone whose file fits ``budget`` bytes). ``preset``/``side`` pick the backbone as
     ``pipeline.build_model`` does ("stored" = the preset's stored CNN, "twin" = the hyper backbone
     with stored PW, "hyper"); ``generator`` overrides the preset's; ``teacher`` names the stored
@@ -310,7 +310,7 @@ class Context:
 
 def _config(ctx: Context, seed: int, distill: bool = False) -> Any:
     """The main job's schedule for every point: cosine with warmup, early stopping on validation macro-F1."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     rate = {} if ctx.learning_rate is None else {"learning_rate": ctx.learning_rate}
     return pipeline.RunConfig(epochs=ctx.epochs, qat_epochs=ctx.qat_epochs, seed=seed, distill=distill,
@@ -325,14 +325,14 @@ def folder(point: str, seed: int, ctx: Context) -> Path:
 
 def _build(point: Point, ctx: Context) -> Any:
     """A new float model for ``point`` with input normalization fitted on the train split."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     return pipeline.build_model(point.preset, ctx.info, (x for x, _ in ctx.datasets["train"]), point.side,
                                 point.generator)
 
 
 def _calibration(ctx: Context, n: int = 256) -> np.ndarray:
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     x, _ = pipeline.inputs_and_labels(ctx.datasets["train"].take(max(1, n // 64)))
     return x[:n]
@@ -344,7 +344,7 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
     ``stages.train``: checkpoints every epoch, so a killed run resumes mid-training with the numbers of
     one never killed; its learning curve goes to ``curve.json``.
     """
-    from hyper_tinypw_tf import stages
+    from hyper_tinypw_tf.app import stages
 
     where = folder(point.name, seed, ctx)
     config = _config(ctx, seed, distill=bool(point.teacher))
@@ -355,7 +355,7 @@ def _train_float(point: Point, seed: int, ctx: Context) -> Path:
 
 def _teacher(point: Point, seed: int, ctx: Context) -> Any:
     """The trained float teacher of a KD point (trained first if needed), or None."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     if not point.teacher:
         return None
@@ -364,7 +364,8 @@ def _teacher(point: Point, seed: int, ctx: Context) -> Any:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from hyper_tinypw_tf import atomic, clustering, pipeline, stages, training
+    from hyper_tinypw_tf import atomic, clustering, training
+    from hyper_tinypw_tf.app import pipeline, stages
     from hyper_tinypw_tf.export import api, peers, slim
 
     where = folder(point.name, seed, ctx)
@@ -408,7 +409,8 @@ def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], o
     The fine-tuning budget is the clustered peers' (one epoch at a tenth of the rate) plus the QAT epochs
     every QAT point gets. The float hyper model is kept as ``model_fit.keras`` for the runtime bill.
     """
-    from hyper_tinypw_tf import compress, pipeline, quantization, training
+    from hyper_tinypw_tf import quantization, training
+    from hyper_tinypw_tf.app import compress, pipeline
 
     where = output.parent
     keep = where / "model_fit.keras"
@@ -428,7 +430,8 @@ def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], o
 def _scores(model_file: Path, ctx: Context) -> Any:
     """The file's test predictions in TFLM (a hyper file through the HyperTinyPW op) with its validation-tuned
     decision rule, as ``crossval.FoldScores``; the logits are kept in ``scores.npz`` beside the file."""
-    from hyper_tinypw_tf import crossval, stages
+    from hyper_tinypw_tf import crossval
+    from hyper_tinypw_tf.app import stages
 
     cache = stages.score(model_file.with_name("scores.npz"), model_file, lambda: (ctx.datasets, ctx.info))
     with np.load(cache) as z:
@@ -438,14 +441,15 @@ def _scores(model_file: Path, ctx: Context) -> Any:
 
 def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
     """Train, export and score one point at one seed (on one fold under cv:K); cached in ``result.json``."""
-    from hyper_tinypw_tf import stages
+    from hyper_tinypw_tf.app import stages
 
     return stages.cached_json(folder(point.name, seed, ctx) / "result.json",
                               lambda: _point_result(point, seed, ctx, points))
 
 
 def _point_result(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
-    from hyper_tinypw_tf import accounting, pipeline
+    from hyper_tinypw_tf import accounting
+    from hyper_tinypw_tf.app import pipeline
 
     start = time.monotonic()
     model_file, float_model = _model_file(point, seed, ctx, points)
@@ -492,7 +496,7 @@ def run_pooled(point: Point, seed: int, ctxs: list[Context], points: dict[str, P
     Cached in ``OUT/POINT/seedS/result.json``; each fold is cached on its own, so a stopped run continues
     at the first fold not done.
     """
-    from hyper_tinypw_tf import stages
+    from hyper_tinypw_tf.app import stages
 
     return stages.cached_json(ctxs[0].out / point.name / f"seed{seed}" / "result.json",
                               lambda: _pooled_result(point, seed, ctxs, points))
@@ -528,7 +532,7 @@ def measure_fit(point: Point, seed: int, ctx: Context) -> dict[str, Any]:
     runner registers TFLM's DECODE op). A file the Cortex-M4 runner cannot run gets the runner's error
     instead of numbers, with the firmware's last line as the reason.
     """
-    from hyper_tinypw_tf import stages
+    from hyper_tinypw_tf.app import stages
 
     return stages.cached_json(folder(point.name, seed, ctx) / "fit.json", lambda: _measure_fit(point, seed, ctx))
 
@@ -636,7 +640,7 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
 
 
 def _rate(args: argparse.Namespace) -> str:
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     return f"{args.learning_rate or pipeline.RunConfig.learning_rate:g}"
 

@@ -44,7 +44,7 @@ def __getattr__(name: str):
     if name == "compress":
         import importlib
 
-        return importlib.import_module("hyper_tinypw_tf.compress")
+        return importlib.import_module("hyper_tinypw_tf.app.compress")
     if name in ("to_tf_keras", "to_keras3"):
         from hyper_tinypw_tf.keras3 import convert
 

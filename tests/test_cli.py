@@ -10,7 +10,7 @@ import pytest
 
 def _run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", *args], capture_output=True, text=True, timeout=300
     )
 
 
@@ -24,7 +24,7 @@ def test_report_prints_the_same_backbone_comparison():
 @pytest.mark.parametrize(("task", "classes"), [("mitdb_aami", 5), ("mitdb_v", 2)])
 def test_report_builds_the_task_s_classifier(capsys, task, classes):
     """The class count comes from the task registry: the 32k preset's last 192 channels x the task's classes."""
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     assert cli.main(["report", "--preset=32k", f"--task={task}"]) == 0
     out = capsys.readouterr().out
@@ -34,7 +34,7 @@ def test_report_builds_the_task_s_classifier(capsys, task, classes):
 
 def test_every_readme_command_line_parses():
     """Each `hyper-tinypw` line of the README (optional [--flags] included) gives only flags its command takes."""
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     lines = [line.split("#")[0] for line in readme.splitlines() if line.startswith("hyper-tinypw ")]

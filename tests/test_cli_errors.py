@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf import cli, models, tasks
+from hyper_tinypw_tf import models, tasks
+from hyper_tinypw_tf.app import cli
 from hyper_tinypw_tf.data.options import default_data_dir
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import hyper
@@ -375,7 +376,7 @@ def test_help_lists_only_the_command_s_flags(capsys) -> None:
 
 
 def _script(*args: str) -> tuple[int, list[str], str]:
-    done = subprocess.run([sys.executable, "-m", "hyper_tinypw_tf.cli", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "hyper_tinypw_tf.app.cli", *args], capture_output=True, text=True,
                           timeout=300)
     return done.returncode, [line for line in done.stderr.splitlines() if not _TF_NATIVE_LOG.match(line)], done.stdout
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf import accounting, compress, inspect, models, pipeline, quantization, training
+from hyper_tinypw_tf import accounting, inspect, models, quantization, training
 from hyper_tinypw_tf._keras import keras
+from hyper_tinypw_tf.app import compress, pipeline
 from hyper_tinypw_tf.data import LoadOptions, default_data_dir, load
 from hyper_tinypw_tf.export import interpreters
 from hyper_tinypw_tf.layers import HyperPWConv2D
@@ -188,7 +189,7 @@ def test_bad_arguments_are_refused(stored) -> None:
 
 def test_cli_refuses_a_budget_too_small_in_one_line(stored, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", "compress", f"--model={stored[1]}", "--budget=1000",
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", "compress", f"--model={stored[1]}", "--budget=1000",
          "--task=mitdb_v", f"--records={','.join(RECORDS)}", f"--out={tmp_path}"],
         capture_output=True, text=True, timeout=900,
     )

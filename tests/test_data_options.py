@@ -63,7 +63,7 @@ def test_default_data_dir_is_the_shared_copy_unless_the_environment_names_anothe
 def test_cli_default_data_dir_comes_from_the_one_resolver(monkeypatch, tmp_path: Path) -> None:
     from absl import flags
 
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     flags.FLAGS.unparse_flags()  # start from the defaults, whatever an earlier in-process CLI test parsed

@@ -234,7 +234,7 @@ def test_truncated_wav_body_is_refused_at_load(tmp_path: Path) -> None:
 )
 def test_cli_split_errors_are_one_line(flag: str, message: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     status = cli.main(["train", "--task=speech_commands", "--preset=ds_cnn_s", flag, f"--out={tmp_path}"])
     lines = capsys.readouterr().err.splitlines()

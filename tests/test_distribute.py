@@ -170,7 +170,7 @@ def test_unknown_strategy_name_is_refused() -> None:
 
 
 def test_unknown_distribute_flag_is_one_cli_error(capsys) -> None:
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     assert cli.main(["train", "--distribute=tpu"]) == 2
     assert capsys.readouterr().err == (
@@ -180,7 +180,7 @@ def test_unknown_distribute_flag_is_one_cli_error(capsys) -> None:
 def test_cli_train_distribute_mirrored_trains_and_saves(tmp_path: Path, shared_data: Path) -> None:
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", "train", "--distribute=mirrored", "--preset=32k",
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", "train", "--distribute=mirrored", "--preset=32k",
          "--records=101,106,108", "--epochs=1", "--batch_size=256", "--n_boot=10", f"--out={run}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from hyper_tinypw_tf import accounting, cli
+from hyper_tinypw_tf import accounting
+from hyper_tinypw_tf.app import cli
 from hyper_tinypw_tf.export import format as fmt
 from tests.conftest_export import tiny_exports, tiny_float_model
 from tests.test_tflm_m4 import _corrupt_codes

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf import cli
+from hyper_tinypw_tf.app import cli
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export import hyper
@@ -186,7 +186,7 @@ def test_a_few_mutants_through_the_console_script(tmp_path: Path) -> None:
     for what, mutant in mutants.items():
         source, output = tmp_path / f"{what}.tflite", tmp_path / f"{what}.out.tflite"
         source.write_bytes(mutant)
-        done = subprocess.run([sys.executable, "-m", "hyper_tinypw_tf.cli", "expand", f"--input={source}",
+        done = subprocess.run([sys.executable, "-m", "hyper_tinypw_tf.app.cli", "expand", f"--input={source}",
                                f"--output={output}"], capture_output=True, text=True, timeout=300)
         lines = [line for line in done.stderr.splitlines() if not _TF_NATIVE_LOG.match(line)]
         assert done.returncode == 2, (what, done.stderr[-2000:])

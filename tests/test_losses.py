@@ -82,7 +82,7 @@ def test_distiller_refuses_a_teacher_of_other_classes() -> None:
 
 
 def test_a_model_compiled_with_focal_loss_reloads(tmp_path) -> None:
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     model = _linear("focal_model", np.eye(2, dtype=np.float32))
     training.compile_model(model, 0.01, losses.SparseFocalLoss(1.5))

@@ -32,7 +32,7 @@ APNEA = {f"a{i:02d}": pattern for i, pattern in enumerate(
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", *args], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", *args], capture_output=True, text=True, timeout=900
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf import pipeline
+from hyper_tinypw_tf.app import pipeline
 
 RECORDS = "106,119,208,215,223"
 MAIN = ("main", "--preset=32k", "--epochs=1", "--qat_epochs=1", "--n_boot=30", f"--records={RECORDS}",
@@ -28,7 +28,7 @@ STAGES = [("twin", "train")] + [
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", *args], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", *args], capture_output=True, text=True, timeout=900
     )
 
 

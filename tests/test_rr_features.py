@@ -110,7 +110,7 @@ def test_rr_model_exports_one_input_that_tflm_reads(loaded) -> None:
 
 
 def test_cli_refuses_rr_features_outside_mitdb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from hyper_tinypw_tf import cli
+    from hyper_tinypw_tf.app import cli
 
     status = cli.main(["train", "--task=ptbxl", "--preset=32k", "--rr_features", f"--out={tmp_path}"])
     assert status == 2

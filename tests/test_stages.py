@@ -1,4 +1,4 @@
-"""hyper_tinypw_tf.stages: a stage runs once, writes its file whole, and is skipped once the file exists.
+"""hyper_tinypw_tf.app.stages: a stage runs once, writes its file whole, and is skipped once the file exists.
 
 The full train → QAT → export → score chain, stopped and resumed with the same numbers, is tested
 through its two users: ``tests/test_pipeline.py`` (``main``) and ``tests/test_frontier.py``.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyper_tinypw_tf import stages
+from hyper_tinypw_tf.app import stages
 
 
 def test_done_skips_an_existing_output_and_prepares_the_folder_of_a_missing_one(tmp_path):

@@ -6,7 +6,8 @@ import inspect
 
 import pytest
 
-from hyper_tinypw_tf import cli, data, models, tasks
+from hyper_tinypw_tf import data, models, tasks
+from hyper_tinypw_tf.app import cli
 from hyper_tinypw_tf.data import apnea, ecg, mitdb, ptbxl, speech_commands
 
 

@@ -15,7 +15,7 @@ import functools
 import numpy as np
 import pytest
 
-from hyper_tinypw_tf import cli
+from hyper_tinypw_tf.app import cli
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import format as fmt
 from hyper_tinypw_tf.export import interpreters, peers, slim

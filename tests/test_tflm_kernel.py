@@ -19,7 +19,7 @@ import pytest
 from flatbuffers import flexbuffers
 
 from hyper_tinypw_tf import accounting, models
-from hyper_tinypw_tf.cli import main as cli_main
+from hyper_tinypw_tf.app.cli import main as cli_main
 from hyper_tinypw_tf.export import _flatbuffer as fb
 from hyper_tinypw_tf.export import api, convert, hyper, interpreters
 from hyper_tinypw_tf.export import format as fmt
@@ -321,11 +321,11 @@ def test_cli_tflm_names_the_status_of_a_malformed_file(tmp_path, capsys) -> None
     assert err[-1].endswith("HTPW_ERR_CRC")
 
 
-# --- the main job's check (hyper_tinypw_tf.pipeline.check_through_op) ----------------------------
+# --- the main job's check (hyper_tinypw_tf.app.pipeline.check_through_op) ----------------------------
 
 
 def test_main_job_check_runs_the_hyper_file_through_the_op(tmp_path) -> None:
-    from hyper_tinypw_tf.pipeline import check_through_op
+    from hyper_tinypw_tf.app.pipeline import check_through_op
 
     x = calibration(5, seed=3)
     stats = check_through_op(_write(tmp_path, "h.tflite", _hyper("paper_dense", fmt.MODE_BOOT)),

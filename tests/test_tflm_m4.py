@@ -114,7 +114,7 @@ def test_tflm_command_runs_on_cortex_m4(tmp_path):
     model.write_bytes(hyper)
     np.save(x_path, _inputs("tiled"))
     result = subprocess.run(
-        [sys.executable, "-m", "hyper_tinypw_tf.cli", "tflm", f"--model={model}", "--target=cortex-m4",
+        [sys.executable, "-m", "hyper_tinypw_tf.app.cli", "tflm", f"--model={model}", "--target=cortex-m4",
          f"--input={x_path}", f"--output={y_path}"], capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -55,7 +55,7 @@ def write_json(output: Path, record: dict[str, Any]) -> None:
 
 def _fit(model: Any, data: tuple[dict[str, Any], Any], config: Any, epochs: int, learning_rate: float,
          checkpoints: Path, teacher: Teacher, curve: Path | None) -> None:
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     curve_record = pipeline.fit_model(model, data[0], data[1], config, epochs, learning_rate, checkpoints,
                                       teacher() if teacher else None)
@@ -91,7 +91,8 @@ def qat(output: Path, float_model: Path, data: Data, config: Any, *, curve: Path
 
     Checkpoints go to ``checkpoints_qat/`` beside ``output``; the learning curve to ``curve`` if given.
     """
-    from hyper_tinypw_tf import pipeline, quantization, training
+    from hyper_tinypw_tf import quantization, training
+    from hyper_tinypw_tf.app import pipeline
 
     if done(output, stage, log):
         return output
@@ -107,7 +108,7 @@ def qat(output: Path, float_model: Path, data: Data, config: Any, *, curve: Path
 def export(output: Path, qat_model: Path, fmt: str, *, stage: str = "export", log: Log = None,
            **options: Any) -> Path:
     """The ``.tflite`` file of the QAT model in format ``fmt`` (``export.api.export_files`` ``options``)."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
     from hyper_tinypw_tf.export import api
 
     if not done(output, stage, log):
@@ -123,7 +124,7 @@ def score(output: Path, model_file: Path, data: Data, *, predict: Predict | None
     ``predict`` defaults to ``pipeline.predictor``: TFLM for a ``.tflite`` file, a hyper file through the
     HyperTinyPW op in the host runner. ``extra(datasets, info)`` adds arrays (the main job's bill).
     """
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     if done(output, stage, log):
         return output

@@ -7,7 +7,7 @@ seed and schedule, fine-tunes both with QAT, exports both
 and prints one side-by-side table (:func:`comparison_table`) whose differences carry a paired
 clustered-bootstrap CI (:func:`hyper_tinypw_tf.evaluation.paired_difference`).
 
-Each stage is one of :mod:`hyper_tinypw_tf.stages` (shared with ``bench.frontier``): it writes one
+Each stage is one of :mod:`hyper_tinypw_tf.app.stages` (shared with ``bench.frontier``): it writes one
 file atomically and is skipped when that file exists, so a killed run started again resumes at the
 first missing file; training itself resumes from its last finished epoch. Layout::
 
@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from hyper_tinypw_tf import atomic, stages
-from hyper_tinypw_tf.pipeline import TWIN, LoadData, RunConfig, load_model
+from hyper_tinypw_tf import atomic
+from hyper_tinypw_tf.app import stages
+from hyper_tinypw_tf.app.pipeline import TWIN, LoadData, RunConfig, load_model
 
 SIDES = ("stored", "hyper")
 FILE_FORMAT = {"stored": "folded", "hyper": "hyper"}
@@ -41,7 +42,7 @@ MIN_TRUSTED_GROUPS = 10
 
 
 class MainJob:
-    """The main job's stages for both sides (:mod:`hyper_tinypw_tf.stages`), in ``out/<side>/``."""
+    """The main job's stages for both sides (:mod:`hyper_tinypw_tf.app.stages`), in ``out/<side>/``."""
 
     def __init__(self, out: str | Path, config: RunConfig, load_data: LoadData,
                  print_fn: Callable[[str], None] = print) -> None:
@@ -68,7 +69,7 @@ class MainJob:
 
     def train(self, side: str) -> Path:
         """Train the float model of ``side`` (same seed and schedule for every side)."""
-        from hyper_tinypw_tf import pipeline
+        from hyper_tinypw_tf.app import pipeline
 
         def build(datasets: dict[str, Any], info: Any) -> Any:
             return pipeline.build_model(self.config.preset, info, (x for x, _ in datasets["train"]), side)
@@ -110,7 +111,8 @@ class MainJob:
         A hyper file runs expanded in the tflite_micro wheel and, on the same examples, through the
         HyperTinyPW op in the host TFLM runner; both must give the same outputs.
         """
-        from hyper_tinypw_tf import accounting, pipeline
+        from hyper_tinypw_tf import accounting
+        from hyper_tinypw_tf.app import pipeline
         from hyper_tinypw_tf.export import interpreters
 
         op_stats: dict[str, Any] = {}

@@ -564,7 +564,8 @@ def compress(
       BudgetError: the budget is too small for any size of ``strategy``.
       ValueError: a bad strategy, budget, model, or fine-tuning without ``datasets``.
     """
-    from hyper_tinypw_tf import pipeline, quantization, training
+    from hyper_tinypw_tf import quantization, training
+    from hyper_tinypw_tf.app import pipeline
 
     if strategy not in STRATEGIES:
         raise ValueError(f"compress: strategy must be one of {STRATEGIES}, received strategy={strategy!r}")
@@ -656,7 +657,8 @@ def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: C
     The hyper file is scored through the HyperTinyPW op in the host TFLM runner (``pipeline.evaluate_model``).
     ``options`` go to :func:`compress` (``fit_steps``, ``trials``, ``generated``).
     """
-    from hyper_tinypw_tf import pipeline, quantization
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf.app import pipeline
     from hyper_tinypw_tf.export import api
 
     out = Path(out)

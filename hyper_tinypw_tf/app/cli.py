@@ -182,7 +182,7 @@ def _labels(dataset: Any) -> Any:
 
 def _run_config() -> Any:
     """The training and evaluation switches of main/train/qat, as one record."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     return pipeline.RunConfig(
         preset=FLAGS.preset, epochs=FLAGS.epochs, qat_epochs=FLAGS.qat_epochs, learning_rate=FLAGS.learning_rate,
@@ -202,7 +202,8 @@ def _teacher() -> Any:
 
 
 def _train(out: Path) -> tuple[Any, dict[str, Any], Any]:
-    from hyper_tinypw_tf import accounting, pipeline, quantization, training
+    from hyper_tinypw_tf import accounting, quantization, training
+    from hyper_tinypw_tf.app import pipeline
 
     training.set_seed(FLAGS.seed)
     teacher = _teacher()  # loaded and checked against the task before the data
@@ -351,7 +352,8 @@ def cmd_train() -> None:
 
 
 def cmd_qat() -> None:
-    from hyper_tinypw_tf import pipeline, quantization
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf.app import pipeline
 
     out = Path(FLAGS.out)
     model, teacher = _load_model(FLAGS.model), _teacher()  # both checked against the task before the data
@@ -427,14 +429,14 @@ def cmd_fit() -> int:
 
 def cmd_main() -> None:
     """The README's main job: the hyper model beside the stored CNN of the same budget, one table."""
-    from hyper_tinypw_tf import main_job
+    from hyper_tinypw_tf.app import main_job
 
     main_job.run_main(FLAGS.out, _run_config(), lambda fold: _load_data(fold=fold), FLAGS.protocol)
 
 
 def cmd_evaluate() -> None:
     """Metrics JSON with clustered-bootstrap CIs of one model file on --split of --task."""
-    from hyper_tinypw_tf import pipeline
+    from hyper_tinypw_tf.app import pipeline
 
     if FLAGS.split == "all" and FLAGS.task == "speech_commands" and not FLAGS["kws_split"].present:
         FLAGS.kws_split = "all"  # every clip is test data; no split may be required to hold training clips
@@ -592,7 +594,7 @@ def validate_train() -> None:
 
 def _stage_files(out: Path) -> list[Path]:
     """Model files an earlier main run left in --out, which this run would resume from."""
-    from hyper_tinypw_tf import main_job, pipeline
+    from hyper_tinypw_tf.app import main_job, pipeline
 
     names = ("model.keras", "model_qat.h5", "model_folded.tflite", "model_hyper.tflite")
     return [out / side / name for side in (*main_job.SIDES, pipeline.TWIN) for name in names
@@ -716,7 +718,7 @@ def validate_compress() -> None:
 
 def cmd_compress() -> None:
     """--model (stored) → --out/model_hyper.tflite within --budget: fine-tunes --epochs, then --qat_epochs."""
-    from hyper_tinypw_tf import compress
+    from hyper_tinypw_tf.app import compress
 
     finetune = compress.Finetune(epochs=FLAGS.epochs, qat_epochs=FLAGS.qat_epochs, learning_rate=FLAGS.learning_rate,
                                  distill_alpha=FLAGS.distill_alpha, distill_temperature=FLAGS.distill_temperature,
