@@ -193,7 +193,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> st
     fit = any("m4" in r for r in rows)
     head = ["point", "kind", "file bytes", "SRAM boot", "SRAM stream",
             *(("M4 arena boot (measured)", "M4 arena stream (measured)") if fit else ()),
-            "MACs/inference", "synthesis MACs", "seeds",
+            "MACs/inference", "synthesis MACs", "seeds run (ids)",
             *(f"{m} mean ± sd [95% CI over seeds]" for m in metrics),
             f"{metrics[0]} bootstrap CI (first seed) ± half-width", "best epoch (median; max hit)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
