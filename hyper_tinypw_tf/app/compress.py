@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -658,8 +657,7 @@ def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: C
     ``options`` go to :func:`compress` (``fit_steps``, ``trials``, ``generated``).
     """
     from hyper_tinypw_tf import quantization
-    from hyper_tinypw_tf.app import pipeline
-    from hyper_tinypw_tf.export import api
+    from hyper_tinypw_tf.app import pipeline, stages
 
     out = Path(out)
     stored = pipeline.load_model(model_path)
@@ -681,7 +679,7 @@ def run(model_path: str | Path, budget_bytes: int, out: str | Path, load_data: C
         "relative_output_error": {"before": result.fit.before, "after": result.fit.after},
         "finetune": dataclasses.asdict(finetune), "tflm_test": metrics,
     }
-    api.write_atomic(out / "compress.json", json.dumps(summary, indent=2) + "\n")
+    stages.write_json(out / "compress.json", summary)
     print_fn(f"compress: {model_file} ({report.total:,} bytes <= {budget_bytes:,}): test macro-F1 "
              f"{metrics['metrics']['macro_f1']:.3f} in TFLM ({metrics['runtime']})")
     return summary

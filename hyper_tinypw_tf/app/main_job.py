@@ -22,14 +22,12 @@ Under ``--protocol=cv:K`` (:class:`CrossValidatedJob`) that layout is repeated i
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hyper_tinypw_tf import atomic
 from hyper_tinypw_tf.app import stages
 from hyper_tinypw_tf.app.pipeline import TWIN, LoadData, RunConfig, load_model
 
@@ -205,7 +203,7 @@ def run_main(out: str | Path, config: RunConfig, load_fold: Callable[[int | None
 def _summarize(out: Path, folds: list[tuple[Path, dict[str, Path]]], config: RunConfig,
                print_fn: Callable[[str], None]) -> dict[str, Any]:
     summary = compare(folds, config)
-    atomic.write_all({out / "summary.json": json.dumps(summary, indent=2) + "\n"})
+    stages.write_json(out / "summary.json", summary)
     print_fn(comparison_table(summary))
     return summary
 
