@@ -364,9 +364,9 @@ def _teacher(point: Point, seed: int, ctx: Context) -> Any:
 
 def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> tuple[Path, Any]:
     """The point's .tflite (written once) and the Keras model whose bill it carries."""
-    from hyper_tinypw_tf import atomic, clustering, training
+    from hyper_tinypw_tf import atomic
     from hyper_tinypw_tf.app import pipeline, stages
-    from hyper_tinypw_tf.export import api, peers, slim
+    from hyper_tinypw_tf.export import api, peers
 
     where = folder(point.name, seed, ctx)
     where.mkdir(parents=True, exist_ok=True)
@@ -380,16 +380,12 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         base = points[point.base]  # type: ignore[index]
         float_model = pipeline.load_model(_train_float(base, seed, ctx))
         if not stages.done(output, "cluster"):
-            training.set_seed(seed)
-            wrapped = clustering.cluster_pointwise(float_model, point.clusters)
             config = _config(ctx, seed)
-            pipeline.fit_model(wrapped, ctx.datasets, ctx.info, config, 1, config.learning_rate / 10,
-                               where / "checkpoints_cluster")
+            clustered = pipeline.cluster_model(float_model, ctx.datasets, ctx.info, config, point.clusters, 1,
+                                               config.learning_rate / 10, where / "checkpoints_cluster")
             fmt = api.HYPER if point.kind == HYPERLUT else api.FOLDED
-            plain = api.export_model(clustering.strip(wrapped), fmt=fmt, representative_data=_calibration(ctx))
-            compressed = peers.lut_compress(plain, peers.bits_for_clusters(point.clusters))
-            # The same zero-point slimming as the stored and hyper files (TFLM runs it unchanged).
-            atomic.write_all({output: slim.slim_zero_points_bytes(compressed)})
+            atomic.write_all({output: api.export_model(clustered, fmt=fmt, representative_data=_calibration(ctx),
+                                                       lut_bits=peers.bits_for_clusters(point.clusters))})
         return output, float_model
     float_path = _train_float(point, seed, ctx)
     if not output.exists():  # a finished file needs no QAT model (runs before model_qat.h5 was kept have none)

@@ -170,7 +170,8 @@ def lut_compress(folded: bytes, bits: int) -> bytes:
         if most > 2**bits:
             raise ValueError(
                 f"lut_compress: tensor {fb.tensor_name(tensor)!r} has {most} distinct values in one output "
-                f"channel, more than 2**{bits}; cluster the model to at most {2**bits} centroids first"
+                f"channel, more than 2**{bits}; cluster the model to at most {2**bits} centroids first "
+                f"(hyper-tinypw cluster --clusters={2**bits}, or hyper_tinypw_tf.clustering)"
             )
         builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=spec.PerChannel(0))
         chosen.append(index)

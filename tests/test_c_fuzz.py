@@ -9,6 +9,7 @@ ops and malformed ones, so mutations start from inputs that reach the synthesis.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 
 import pytest
@@ -51,9 +52,13 @@ def test_fuzz_for_a_bounded_time(fuzzer, lib, tmp_path):
     corpus.mkdir()
     artifacts.mkdir()
     assert seed_corpus(lib, corpus) > 50
+    # libFuzzer's RSS is the peak RSS (getrusage), which Linux carries across exec: the fuzzer starts at this
+    # (TensorFlow-sized) test process's peak. The limit is 2 GB above it; no single malloc may exceed 2 GB.
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     result = subprocess.run(
         [str(fuzzer), str(corpus), f"-max_total_time={SECONDS}", f"-max_len={MAX_LEN}", "-seed=1",
-         "-rss_limit_mb=2048", "-timeout=20", f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
+         f"-rss_limit_mb={inherited_mb + 2048}", "-malloc_limit_mb=2048", "-timeout=20",
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
         capture_output=True, text=True, timeout=SECONDS + 300,
     )
     assert result.returncode == 0, result.stderr[-4000:]

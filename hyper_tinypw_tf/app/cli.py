@@ -5,7 +5,8 @@ Commands (each a thin wrapper over library functions):
   evaluate metrics with CIs of a .keras/.h5/.tflite model on a task's test split (or val, or all of it)
   train    fit a preset on a task, with checkpoints and resume
   qat      quantization-aware fine-tuning of a trained model
-  export   write folded or hyper .tflite (and optionally a C array)
+  export   write folded or hyper .tflite (optionally LUT-compressed, --lut_bits; and a C array)
+  cluster  fine-tune a trained model with its stored 1x1 layers clustered (the LUT peer; export --lut_bits)
   expand   hyper .tflite → folded .tflite, synthesis on the host
   report   byte accounting of a preset, stored against hyper
   tflm     run a .tflite (folded or hyper) in TFLM's MicroInterpreter with the HyperTinyPW op; prints JSON
@@ -64,6 +65,10 @@ flags.DEFINE_integer("sram_budget", None, "--mode=budget: bytes of SRAM for cach
 flags.DEFINE_enum("target", "host", ["host", "cortex-m4"], "Where the model runs.")
 flags.DEFINE_integer("flash", 1 << 20, "The board's flash in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
 flags.DEFINE_integer("sram", 256 << 10, "The board's SRAM in bytes (default: Arduino Nano 33 BLE).", lower_bound=1)
+flags.DEFINE_integer("lut_bits", None, "export: LUT-compress the stored 1x1 filters to this many index bits, "
+                     "1..7, decoded by TFLM's DECODE op (the model must be clustered: hyper-tinypw cluster).")
+flags.DEFINE_integer("clusters", 16, "cluster: centroids per stored 1x1 layer (export it with "
+                     "--lut_bits=ceil(log2(clusters))).", lower_bound=2, upper_bound=256)
 flags.DEFINE_string("c_array", None, "Also write NAME.cc/NAME.h with the model as a C array.")
 flags.DEFINE_string("input", None, "Input .tflite for expand; int8 examples (.npy, N first) for tflm.")
 flags.DEFINE_string("output", None, "Output .tflite for expand/export; int8 outputs (.npy) for tflm.")
@@ -239,7 +244,8 @@ def _keras_predict(model: Any) -> Any:
     return lambda dataset: model.predict(dataset, verbose=0)
 
 
-def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None) -> dict[str, Path]:
+def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None,
+            lut_bits: int | None = None) -> dict[str, Path]:
     """Write each format's .tflite (and the C array, if asked, for --format); each prints its byte table."""
     from hyper_tinypw_tf.export import api
 
@@ -249,7 +255,7 @@ def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = 
         c_array = FLAGS.c_array if fmt == FLAGS.format else None
         api.export_files(
             model, paths[fmt], fmt=fmt, mode=FLAGS.mode, representative_data=calibration, c_array_name=c_array,
-            sram_budget=FLAGS.sram_budget if fmt == "hyper" else None,
+            sram_budget=FLAGS.sram_budget if fmt == "hyper" else None, lut_bits=lut_bits,
         )
     return paths
 
@@ -369,7 +375,27 @@ def cmd_qat() -> None:
 def cmd_export() -> None:
     # A float model calibrated on --task's data must fit that task; a QAT model needs no data.
     model = _load_model(FLAGS.model) if _calibrates() else _read_model(FLAGS.model, "model")
-    _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration())
+    _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration(), FLAGS.lut_bits)
+
+
+def cmd_cluster() -> None:
+    """--model's stored 1×1 layers clustered to --clusters centroids, fine-tuned --epochs at a tenth of the rate.
+
+    Writes --out/model_clustered.keras (a plain model) and scores it; ``export --lut_bits`` makes the LUT file.
+    """
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf.app import pipeline
+    from hyper_tinypw_tf.export import peers
+
+    out = Path(FLAGS.out)
+    model = _load_model(FLAGS.model)  # checked against the task before the data
+    datasets, info = _load_data()
+    clustered = pipeline.cluster_model(model, datasets, info, _run_config(), FLAGS.clusters, FLAGS.epochs,
+                                       FLAGS.learning_rate / 10, None)
+    quantization.save_model(clustered, out / "model_clustered.keras")
+    _evaluate(_keras_predict(clustered), datasets, info, out, "clustered")
+    print(f"\n{out / 'model_clustered.keras'}: export it with --lut_bits={peers.bits_for_clusters(FLAGS.clusters)} "
+          "and --task (post-training calibration; QAT would undo the clusters)")
 
 
 def cmd_expand() -> None:
@@ -645,6 +671,12 @@ def validate_export() -> None:
         _check_out_dir()
 
 
+def validate_cluster() -> None:
+    _check_existing("model", "the trained float model (.keras / SavedModel folder) to cluster", directory_ok=True)
+    _check_data()
+    _check_out_dir()
+
+
 def validate_expand() -> None:
     _check_existing("input", "the hyper .tflite to expand")
     _require("output", "the folded .tflite to write")
@@ -751,8 +783,11 @@ COMMANDS: dict[str, Command] = {
     "train": Command(validate_train, cmd_train, (*_DATA, *_TRAINING, "fold", "preset", "pw", "epochs", "distribute",
                                                  "out", "n_boot")),
     "qat": Command(validate_qat, cmd_qat, (*_DATA, *_TRAINING, "fold", "model", "qat_epochs", "out", "n_boot")),
-    "export": Command(validate_export, cmd_export, (*_DATA, "model", "format", "mode", "sram_budget", "c_array",
-                                                    "output", "out")),
+    "export": Command(validate_export, cmd_export, (*_DATA, "model", "format", "mode", "sram_budget", "lut_bits",
+                                                    "c_array", "output", "out")),
+    "cluster": Command(validate_cluster, cmd_cluster, (*_DATA, "model", "clusters", "epochs", "learning_rate",
+                                                       "patience", "loss", "focal_gamma", "class_weights", "out",
+                                                       "n_boot")),
     "expand": Command(validate_expand, cmd_expand, ("input", "output")),
     "report": Command(validate_report, cmd_report, ("preset", "task")),
     "tflm": Command(validate_tflm, cmd_tflm, ("model", "target", "input", "output")),

@@ -114,6 +114,25 @@ def fit_model(
     return training.learning_curve(history, train_config)
 
 
+def cluster_model(
+    model: Any, datasets: dict[str, Any], info: Any, config: RunConfig, clusters: int, epochs: int,
+    learning_rate: float, checkpoint_dir: str | Path | None,
+) -> Any:
+    """``model`` fine-tuned with its stored 1×1 layers clustered to ``clusters`` centroids, then stripped.
+
+    The LUT peer's recipe (``hyper-tinypw cluster`` and the frontier's lut/hyperlut points): clustering
+    starts from the trained weights; the result is a plain model whose 1×1 kernels hold at most ``clusters``
+    values, exported with post-training quantization (QAT's weight updates would undo the clusters) and
+    ``lut_bits=peers.bits_for_clusters(clusters)``.
+    """
+    from hyper_tinypw_tf import clustering, training
+
+    training.set_seed(config.seed)
+    wrapped = clustering.cluster_pointwise(model, clusters)
+    fit_model(wrapped, datasets, info, config, epochs, learning_rate, checkpoint_dir)
+    return clustering.strip(wrapped)
+
+
 def build_model(preset: str, info: Any, train: Iterable[Any], side: str, generator: dict | None = None) -> Any:
     """A new model for ``side`` ("stored", "hyper" or "twin") on the dataset's input shape.
 
