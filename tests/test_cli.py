@@ -59,7 +59,8 @@ def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data, caps
     Then the LUT peer from the same trained model: cluster, export --lut_bits (bytes = file, fewer than folded).
     """
     from hyper_tinypw_tf.app import cli
-    from hyper_tinypw_tf.export import interpreters
+    from hyper_tinypw_tf.export import _flatbuffer as fb
+    from hyper_tinypw_tf.export import api, interpreters
 
     records = "--records=101,106,119,208,215"
     run, qat = tmp_path / "R", tmp_path / "Q"
@@ -87,21 +88,24 @@ def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data, caps
     unclustered = (f"--model={qat / 'model_qat.h5'}", f"--output={tmp_path / 'x.tflite'}")
     assert cli.main(["export", *unclustered, "--lut_bits=2"]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"tensor '\S+' has \d+ distinct values .* hyper-tinypw cluster --clusters=4", err), err
+    assert re.search(r"tensor '\S+' has \d+ distinct values .* \(hyper-tinypw cluster --clusters=4", err), err
     assert cli.main(["export", *unclustered, "--lut_bits=9"]) == 2
     assert "lut_bits must be one of (1, 2, 3, 4, 5, 6, 7)" in capsys.readouterr().err
     cluster = ("cluster", f"--model={run / 'model.keras'}", *common, "--clusters=4", "--epochs=1", f"--out={lut}")
     assert cli.main(list(cluster)) == 0
     assert "--lut_bits=2" in capsys.readouterr().out
-    for fmt, bits in (("folded", None), ("folded", 2), ("hyper", 2)):
-        output = lut / f"m_{fmt}_{bits}.tflite"
-        assert cli.main(["export", f"--model={clustered}", records, "--batch_size=256", f"--format={fmt}",
-                         *([f"--lut_bits={bits}"] if bits else []), f"--output={output}"]) == 0
+    # The trained model is a hyper model (train's default --pw): its stored 1x1 layers (PW1, classifier) are clustered.
+    for bits in (None, 2):
+        output = lut / f"m_hyper_{bits}.tflite"
+        assert cli.main(["export", f"--model={clustered}", "--task=mitdb_v", records, "--batch_size=256",
+                         "--format=hyper", *([f"--lut_bits={bits}"] if bits else []), f"--output={output}"]) == 0
         assert f"{output.stat().st_size:,}" in capsys.readouterr().out, "the byte table's total is the file's size"
-    plain, compressed = (lut / "m_folded_None.tflite").read_bytes(), (lut / "m_folded_2.tflite").read_bytes()
-    assert len(compressed) < len(plain) and (lut / "m_hyper_2.tflite").stat().st_size < len(compressed)
-    x = np.random.default_rng(0).integers(-128, 128, (8, 1, 256, 1), dtype=np.int8)
-    assert np.array_equal(interpreters.run_int8(compressed, x), interpreters.run_int8(plain, x))  # DECODE in TFLM
+    plain, compressed = (lut / "m_hyper_None.tflite").read_bytes(), (lut / "m_hyper_2.tflite").read_bytes()
+    assert len(compressed) < len(plain)
+    graph = fb.read(plain, "plain").subgraphs[0]
+    x = np.random.default_rng(0).integers(-128, 128, (8, *graph.tensors[graph.inputs[0]].shape[1:]), dtype=np.int8)
+    # DECODE runs in TFLM's interpreter: the expanded LUT file gives the expanded plain file's outputs.
+    assert np.array_equal(interpreters.run_int8(api.expand(compressed), x), interpreters.run_int8(api.expand(plain), x))
 
 
 def test_export_and_expand_commands(tmp_path, shared_data):
