@@ -29,8 +29,8 @@ def _validate(fmt_name: Any, mode: Any = fmt.MODE_BOOT, lut_bits: Any = None) ->
         raise ValueError(f"export: fmt must be one of {FORMATS}, received fmt={fmt_name!r}")
     if mode not in hyper.EXPORT_MODES:
         raise ValueError(f"export: mode must be one of {hyper.EXPORT_MODES}, received mode={mode!r}")
-    if lut_bits is not None and lut_bits not in peers.LUT_BITS:
-        raise ValueError(f"export: lut_bits must be one of {peers.LUT_BITS} or None, received lut_bits={lut_bits!r}")
+    if lut_bits is not None:
+        peers.check_lut_bits(lut_bits, "export", "lut_bits")
 
 
 def export_model(

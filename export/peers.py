@@ -63,6 +63,12 @@ def pointwise_filters(folded: bytes) -> list[int]:
     return found
 
 
+def check_lut_bits(bits: object, where: str, name: str = "bits") -> None:
+    """Refuse an index width outside :data:`LUT_BITS` before any work, naming the caller and its option."""
+    if bits not in LUT_BITS:
+        raise ValueError(f"{where}: {name} must be one of {LUT_BITS}, received {name}={bits!r}")
+
+
 def bits_for_clusters(n_clusters: int) -> int:
     """Index width that holds ``n_clusters`` values (16 → 4, 8 → 3)."""
     return max(1, math.ceil(math.log2(n_clusters)))
@@ -152,8 +158,7 @@ def lut_compress(folded: bytes, bits: int) -> bytes:
     from tflite_micro.tensorflow.lite.micro import compression
     from tflite_micro.tensorflow.lite.micro.compression import spec
 
-    if bits not in LUT_BITS:
-        raise ValueError(f"lut_compress: bits must be one of {LUT_BITS}, received bits={bits!r}")
+    check_lut_bits(bits, "lut_compress")
     indices = pointwise_filters(folded)
     if not indices:
         raise ValueError("lut_compress: the model has no 1x1 CONV_2D filter to compress")

@@ -244,8 +244,7 @@ def _keras_predict(model: Any) -> Any:
     return lambda dataset: model.predict(dataset, verbose=0)
 
 
-def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None,
-            lut_bits: int | None = None) -> dict[str, Path]:
+def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = None) -> dict[str, Path]:
     """Write each format's .tflite (and the C array, if asked, for --format); each prints its byte table."""
     from hyper_tinypw_tf.export import api
 
@@ -255,7 +254,7 @@ def _export(model: Any, out: Path, formats: tuple[str, ...], calibration: Any = 
         c_array = FLAGS.c_array if fmt == FLAGS.format else None
         api.export_files(
             model, paths[fmt], fmt=fmt, mode=FLAGS.mode, representative_data=calibration, c_array_name=c_array,
-            sram_budget=FLAGS.sram_budget if fmt == "hyper" else None, lut_bits=lut_bits,
+            sram_budget=FLAGS.sram_budget if fmt == "hyper" else None, lut_bits=FLAGS.lut_bits,
         )
     return paths
 
@@ -375,7 +374,7 @@ def cmd_qat() -> None:
 def cmd_export() -> None:
     # A float model calibrated on --task's data must fit that task; a QAT model needs no data.
     model = _load_model(FLAGS.model) if _calibrates() else _read_model(FLAGS.model, "model")
-    _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration(), FLAGS.lut_bits)
+    _export(model, Path(FLAGS.out), (FLAGS.format,), _calibration())
 
 
 def cmd_cluster() -> None:
