@@ -83,6 +83,7 @@ class Point:
     teacher: str | None = None
     base: str | None = None
     clusters: int = 0
+    cluster_qat: bool = False  # clustered, then cluster-preserving QAT (name ``lutNq_``)
     budget: int = 0  # a fit point's file budget in bytes
     twin: str | None = None  # the stored point with this point's backbone (for the answers)
 
@@ -206,8 +207,9 @@ DEFAULT_POINTS["mitdb_v"] = DEFAULT_POINTS["mitdb_aami"]
 def resolve_points(task: str, names: list[str]) -> list[Point]:
     """The named points, with every stored point they depend on (bases, teachers) placed before them.
 
-    A clustered point ``lutN_<stored point>`` or ``hyperlutN_<hyper point>``, and a post-training generated point
-    ``fit_<stored point>_<budget bytes>``, is made for any such point on request.
+    A clustered point ``lutN_<stored point>`` or ``hyperlutN_<hyper point>`` (``lutNq_``/``hyperlutNq_``: with
+    cluster-preserving QAT), and a post-training generated point ``fit_<stored point>_<budget bytes>``, is made for
+    any such point on request.
 
     Raises:
       ValueError: an unknown name, listing the known ones.
@@ -226,9 +228,12 @@ def resolve_points(task: str, names: list[str]) -> list[Point]:
         kind = next((k for k in (HYPERLUT, LUT) if name.startswith(k)), None)
         if point is None and kind and "_" in name:
             clusters, base = name[len(kind):].split("_", 1)
+            cqat = clusters.endswith("q")
+            clusters = clusters.removesuffix("q")
             if clusters.isdigit() and base in known and known[base].kind == CLUSTERED[kind]:
-                point = Point(name, kind, label=f"{base}, {clusters} clusters + LUT", base=base,
-                              clusters=int(clusters), twin=known[base].twin)
+                label = f"{base}, {clusters} clusters{' + CQAT' if cqat else ''} + LUT"
+                point = Point(name, kind, label=label, base=base, clusters=int(clusters), twin=known[base].twin,
+                              cluster_qat=cqat)
         if point is None:
             raise ValueError(f"frontier: unknown point {name!r} for --task={task}; known: {sorted(known)}")
         for need in (point.base, point.teacher):
@@ -375,16 +380,19 @@ def _model_file(point: Point, seed: int, ctx: Context, points: dict[str, Point])
         return _fit_file(point, seed, ctx, points, output)
     if point.kind in CLUSTERED:
         # Clustered points start from the trained base point: one fine-tuning epoch with the stored 1×1
-        # layers clustered, then post-training quantization (QAT's weight updates would undo the clusters),
-        # then LUT. A hyperlut file keeps its generated layers as HyperTinyPW ops.
+        # layers clustered, then post-training quantization, or (``lutNq_``) the QAT epochs every QAT point gets,
+        # cluster-preserving (plain QAT's weight updates would undo the clusters); then LUT. A hyperlut file
+        # keeps its generated layers as HyperTinyPW ops.
         base = points[point.base]  # type: ignore[index]
         float_model = pipeline.load_model(_train_float(base, seed, ctx))
         if not stages.done(output, "cluster"):
             config = _config(ctx, seed)
             clustered = pipeline.cluster_model(float_model, ctx.datasets, ctx.info, config, point.clusters, 1,
-                                               config.learning_rate / 10, where / "checkpoints_cluster")
+                                               config.learning_rate / 10, where / "checkpoints_cluster",
+                                               qat_epochs=ctx.qat_epochs if point.cluster_qat else 0)
             fmt = api.HYPER if point.kind == HYPERLUT else api.FOLDED
-            atomic.write_all({output: api.export_model(clustered, fmt=fmt, representative_data=_calibration(ctx),
+            calibration = None if point.cluster_qat else _calibration(ctx)
+            atomic.write_all({output: api.export_model(clustered, fmt=fmt, representative_data=calibration,
                                                        lut_bits=peers.bits_for_clusters(point.clusters))})
         return output, float_model
     float_path = _train_float(point, seed, ctx)
@@ -613,7 +621,8 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
         f"stopping on {args.monitor} (patience {args.patience}), class weights (1/frequency)^"
         f"{args.class_weight_power:g}, + {args.qat_epochs} QAT epoch(s) at a "
         f"tenth of the rate (clustered points: 1 clustering fine-tune epoch from the trained stored model, then "
-        f"post-training INT8 and LUT); seeds {args.seeds}; "
+        f"post-training INT8 and LUT; `lutNq_` points: then the QAT epochs, cluster-preserving, then LUT); "
+        f"seeds {args.seeds}; "
         + ("RR features on; " if args.rr_features and args.task != "speech_commands" else "")
         + ("beat-minus-record-template channel on; " if args.beat_template and args.task != "speech_commands" else "")
         + ("training clips augmented (time shift, background noise); " if args.task == "speech_commands" else "")

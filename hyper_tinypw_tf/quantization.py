@@ -165,8 +165,15 @@ def _annotator(folded: dict[str, HyperPWConv2D]):
     return annotate
 
 
-def quantize_model(model: keras.Model) -> keras.Model:
-    """A QAT copy of ``model``: tfmot's default 8-bit scheme plus simulated synthesis in hyper layers."""
+def quantize_model(model: keras.Model, *, preserve_clusters: bool = False) -> keras.Model:
+    """A QAT copy of ``model``: tfmot's default 8-bit scheme plus simulated synthesis in hyper layers.
+
+    ``preserve_clusters``: tfmot's cluster-preserving QAT (CQAT) for a clustered model
+    (``hyper_tinypw_tf.clustering``): each stored Conv2D/Dense kernel trains its centroids, not its
+    values, so it still holds its clusters after QAT and the file can be LUT-compressed. Plain QAT moves
+    every value on its own and undoes them. Such a model does not survive tf_keras's save/load (tfmot's
+    cluster-preserving quantizers are not deserializable): train it, then :func:`without_cluster_preservation`.
+    """
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(f"quantize_model needs a built tf_keras model, received {model!r}")
     folded = batchnorms_after_hyper(model)
@@ -184,7 +191,34 @@ def quantize_model(model: keras.Model) -> keras.Model:
         annotate = _annotator(folded)
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
-        return _qkeras.quantize_apply(annotated)
+        scheme = (tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+                  if preserve_clusters else _qkeras.default_8bit.Default8BitQuantizeScheme())
+        return _qkeras.quantize_apply(annotated, scheme=scheme)
+
+
+def without_cluster_preservation(cqat_model: keras.Model, clustered: keras.Model) -> keras.Model:
+    """A default-scheme QAT model of ``clustered`` holding ``cqat_model``'s trained values: one tf_keras can save.
+
+    CQAT writes the clustered values into each kernel variable at every training step, so the kernels,
+    ranges and other variables, copied layer by layer, are the trained model; the centroid and index
+    variables CQAT adds are left behind. Both export to the same file (``tests/test_peers.py``).
+    """
+    plain = quantize_model(clustered)
+    for mine, theirs in zip(plain.layers, cqat_model.layers, strict=True):
+        kept = [w for w in theirs.weights if _leaf(w, theirs) not in _CQAT_VARIABLES]
+        if [_leaf(w, theirs) for w in kept] != [_leaf(w, mine) for w in mine.weights]:
+            raise ValueError(f"without_cluster_preservation: layer {theirs.name!r} of the CQAT model does not match "
+                             f"{mine.name!r}; pass the clustered model it was quantized from")
+        mine.set_weights([w.numpy() for w in kept])
+    return plain
+
+
+_CQAT_VARIABLES = ("cluster_centroids_tf", "ori_weights_vars_tf", "pulling_indices_tf")  # tfmot's names
+
+
+def _leaf(weight: Any, layer: keras.layers.Layer) -> str:
+    """A variable's own name, its layer's name masked (``quantize_layer_1/quantize_layer_1_min:0`` → ``*_min``)."""
+    return weight.name.split(":")[0].rsplit("/", 1)[-1].replace(layer.name, "*")
 
 
 _DUPLICATES_WARNING = "Found duplicated `Variable`s in Model's `weights`"

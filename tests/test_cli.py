@@ -56,7 +56,8 @@ def test_unknown_command_prints_usage():
 def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data, capsys):
     """The README's path through the console script, both formats, on a few records; expand gives the folded file.
 
-    Then the LUT peer from the same trained model: cluster, export --lut_bits (bytes = file, fewer than folded).
+    Then the LUT peer from the same trained model: cluster (with cluster-preserving QAT), export --lut_bits
+    (bytes = file, fewer than folded).
     """
     from hyper_tinypw_tf.app import cli
     from hyper_tinypw_tf.export import _flatbuffer as fb
@@ -84,7 +85,7 @@ def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data, caps
     assert len((qat / "m_hyper.tflite").read_bytes()) < len(folded)
 
     # LUT: an unclustered model is refused by tensor name; a clustered one exports to fewer bytes and runs in TFLM.
-    lut, clustered = tmp_path / "L", tmp_path / "L" / "model_clustered.keras"
+    lut, clustered = tmp_path / "L", tmp_path / "L" / "model_clustered_qat.h5"
     unclustered = (f"--model={qat / 'model_qat.h5'}", f"--output={tmp_path / 'x.tflite'}")
     assert cli.main(["export", *unclustered, "--lut_bits=2"]) == 2
     err = capsys.readouterr().err
@@ -92,13 +93,13 @@ def test_train_qat_export_expand_as_the_readme_shows(tmp_path, shared_data, caps
     assert cli.main(["export", *unclustered, "--lut_bits=9"]) == 2
     assert "lut_bits must be one of (1, 2, 3, 4, 5, 6, 7)" in capsys.readouterr().err
     cluster = ("cluster", f"--model={run / 'model.keras'}", *common, "--clusters=4", "--epochs=1", f"--out={lut}")
-    assert cli.main(list(cluster)) == 0
-    assert "--lut_bits=2" in capsys.readouterr().out
+    assert cli.main(list(cluster)) == 0  # then one epoch of cluster-preserving QAT (--qat_epochs defaults to 1)
+    assert "--lut_bits=2 (no data needed" in capsys.readouterr().out
     # The trained model is a hyper model (train's default --pw): its stored 1x1 layers (PW1, classifier) are clustered.
     for bits in (None, 2):
         output = lut / f"m_hyper_{bits}.tflite"
-        assert cli.main(["export", f"--model={clustered}", "--task=mitdb_v", records, "--batch_size=256",
-                         "--format=hyper", *([f"--lut_bits={bits}"] if bits else []), f"--output={output}"]) == 0
+        assert cli.main(["export", f"--model={clustered}", "--format=hyper", *([f"--lut_bits={bits}"] if bits else []),
+                         f"--output={output}"]) == 0
         assert f"{output.stat().st_size:,}" in capsys.readouterr().out, "the byte table's total is the file's size"
     plain, compressed = (lut / "m_hyper_None.tflite").read_bytes(), (lut / "m_hyper_2.tflite").read_bytes()
     assert len(compressed) < len(plain)

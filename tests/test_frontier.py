@@ -75,6 +75,17 @@ def test_points_come_after_what_they_need():
     assert names == ["stored_225k", "lut8_stored_225k", "twin_64k", "hyper_64k_kd"]
 
 
+def test_clustered_points_with_cluster_preserving_qat_are_named_with_q():
+    names = ["lut8_stored_64k", "lut8q_stored_64k", "hyperlut16q_hyper_64k"]
+    points = {p.name: p for p in frontier.resolve_points("mitdb_aami", names)}
+    plain, cqat, hyper_cqat = (points[name] for name in names)
+    assert (plain.name, plain.clusters, plain.cluster_qat) == ("lut8_stored_64k", 8, False)
+    assert (cqat.name, cqat.clusters, cqat.cluster_qat, cqat.base) == ("lut8q_stored_64k", 8, True, "stored_64k")
+    assert (hyper_cqat.kind, hyper_cqat.clusters, hyper_cqat.cluster_qat) == ("hyperlut", 16, True)
+    with pytest.raises(ValueError, match="unknown point 'lut8qq_stored_64k'"):
+        frontier.resolve_points("mitdb_aami", ["lut8qq_stored_64k"])
+
+
 def test_seed_stats_mean_sd_and_t_interval():
     stats = fa.seed_stats([0.5, 0.7])
     assert stats["mean"] == pytest.approx(0.6) and stats["sd"] == pytest.approx(0.1414214, rel=1e-6)

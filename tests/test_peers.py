@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -110,3 +111,53 @@ def test_huffman_and_pruning_are_stubs_in_the_pinned_wheel(method):
     request = [spec.Tensor(subgraph=0, tensor=index, compression=[getattr(spec, method)()])]
     with pytest.raises(compressor.CompressionError, match="not yet implemented"):
         compression.compress(folded, request)
+
+
+def _qat_trained(clustered: keras.Model, preserve_clusters: bool) -> keras.Model:
+    """A QAT copy of ``clustered`` after a few steps at a rate large enough to move every value."""
+    from hyper_tinypw_tf import quantization
+
+    keras.utils.set_random_seed(0)
+    qat = quantization.quantize_model(clustered, preserve_clusters=preserve_clusters)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    qat.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    x, y = _calibration(64), np.random.default_rng(0).integers(0, 3, 64)
+    qat.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    return qat
+
+
+def test_cluster_preserving_qat_keeps_the_clusters_plain_qat_undoes_them(tmp_path):
+    """CQAT trains the centroids: after QAT the file still LUT-compresses. Plain QAT moves each value alone."""
+    from hyper_tinypw_tf import quantization
+    from hyper_tinypw_tf.export import api
+
+    _, clustered, _ = _stored_and_clustered(8)
+    with pytest.raises(ValueError, match=r"distinct values in one output channel, more than 2\*\*3"):
+        api.export_model(_qat_trained(clustered, preserve_clusters=False), fmt=api.FOLDED, lut_bits=3)
+
+    cqat = _qat_trained(clustered, preserve_clusters=True)
+    kernel = cqat.get_layer("quant_pw2").weights[0].numpy()
+    # tfmot's CQAT gives a Conv2D's output channels their own centroids: still 8 values per channel.
+    assert kernel.shape == (1, 1, 64, 128) and max(len(np.unique(kernel[..., c])) for c in range(128)) == 8
+    assert not np.array_equal(kernel, clustered.get_layer("pw2").kernel.numpy()), "QAT trained the centroids"
+    # The default-scheme copy (the one tf_keras saves and loads) is the same model.
+    plain = quantization.without_cluster_preservation(cqat, clustered)
+    quantization.save_model(plain, tmp_path / "cqat.h5")
+    with quantization.quantize_scope():
+        reloaded = keras.models.load_model(tmp_path / "cqat.h5")
+    files = [api.export_model(model, fmt=api.FOLDED, lut_bits=3) for model in (cqat, plain, reloaded)]
+    x = np.random.default_rng(2).integers(-128, 128, size=(6, 64, 1, 1)).astype(np.int8)
+    outputs = [interpreters.run_int8(data, x) for data in files]
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+    assert len(files[0]) < len(api.export_model(plain, fmt=api.FOLDED)), "the LUT pays"
+
+
+def test_without_cluster_preservation_refuses_another_model():
+    from hyper_tinypw_tf import quantization
+
+    _, clustered8, _ = _stored_and_clustered(8)
+    keras.utils.set_random_seed(0)
+    other = models.build_backbone(dataclasses.replace(WIDE, channels=(64,), strides=((2, 2),)), 3, pw="stored")
+    cqat = quantization.quantize_model(clustered8, preserve_clusters=True)
+    with pytest.raises(ValueError, match=r"without_cluster_preservation: .*pass the clustered model"):
+        quantization.without_cluster_preservation(cqat, other)

@@ -6,7 +6,8 @@ Commands (each a thin wrapper over library functions):
   train    fit a preset on a task, with checkpoints and resume
   qat      quantization-aware fine-tuning of a trained model
   export   write folded or hyper .tflite (optionally LUT-compressed, --lut_bits; and a C array)
-  cluster  fine-tune a trained model with its stored 1x1 layers clustered (the LUT peer; export --lut_bits)
+  cluster  fine-tune a trained model with its stored 1x1 layers clustered, then cluster-preserving QAT
+           (the LUT peer; export --lut_bits)
   expand   hyper .tflite → folded .tflite, synthesis on the host
   report   byte accounting of a preset, stored against hyper
   tflm     run a .tflite (folded or hyper) in TFLM's MicroInterpreter with the HyperTinyPW op; prints JSON
@@ -378,9 +379,11 @@ def cmd_export() -> None:
 
 
 def cmd_cluster() -> None:
-    """--model's stored 1×1 layers clustered to --clusters centroids, fine-tuned --epochs at a tenth of the rate.
+    """--model's stored 1×1 layers clustered to --clusters centroids, fine-tuned --epochs at a tenth of the rate,
+    then --qat_epochs of cluster-preserving QAT at that rate.
 
-    Writes --out/model_clustered.keras (a plain model) and scores it; ``export --lut_bits`` makes the LUT file.
+    Writes --out/model_clustered_qat.h5 (a QAT model; with --qat_epochs=0 --out/model_clustered.keras, a float
+    model for post-training calibration) and scores it; ``export --lut_bits`` makes the LUT file.
     """
     from hyper_tinypw_tf import quantization
     from hyper_tinypw_tf.app import pipeline
@@ -390,11 +393,13 @@ def cmd_cluster() -> None:
     model = _load_model(FLAGS.model)  # checked against the task before the data
     datasets, info = _load_data()
     clustered = pipeline.cluster_model(model, datasets, info, _run_config(), FLAGS.clusters, FLAGS.epochs,
-                                       FLAGS.learning_rate / 10, None)
-    quantization.save_model(clustered, out / "model_clustered.keras")
-    _evaluate(_keras_predict(clustered), datasets, info, out, "clustered")
-    print(f"\n{out / 'model_clustered.keras'}: export it with --lut_bits={peers.bits_for_clusters(FLAGS.clusters)} "
-          "and --task (post-training calibration; QAT would undo the clusters)")
+                                       FLAGS.learning_rate / 10, None, qat_epochs=FLAGS.qat_epochs)
+    qat = FLAGS.qat_epochs > 0
+    path = out / ("model_clustered_qat.h5" if qat else "model_clustered.keras")
+    quantization.save_model(clustered, path)
+    _evaluate(_keras_predict(clustered), datasets, info, out, "clustered_qat" if qat else "clustered")
+    how = "no data needed: QAT ranges" if qat else "and --task: post-training calibration"
+    print(f"\n{path}: export it with --lut_bits={peers.bits_for_clusters(FLAGS.clusters)} ({how})")
 
 
 def cmd_expand() -> None:
@@ -784,7 +789,8 @@ COMMANDS: dict[str, Command] = {
     "qat": Command(validate_qat, cmd_qat, (*_DATA, *_TRAINING, "fold", "model", "qat_epochs", "out", "n_boot")),
     "export": Command(validate_export, cmd_export, (*_DATA, "model", "format", "mode", "sram_budget", "lut_bits",
                                                     "c_array", "output", "out")),
-    "cluster": Command(validate_cluster, cmd_cluster, (*_DATA, "model", "clusters", "epochs", "learning_rate",
+    "cluster": Command(validate_cluster, cmd_cluster, (*_DATA, "model", "clusters", "epochs", "qat_epochs",
+                                                       "learning_rate",
                                                        "patience", "loss", "focal_gamma", "class_weights", "out",
                                                        "n_boot")),
     "expand": Command(validate_expand, cmd_expand, ("input", "output")),

@@ -116,21 +116,29 @@ def fit_model(
 
 def cluster_model(
     model: Any, datasets: dict[str, Any], info: Any, config: RunConfig, clusters: int, epochs: int,
-    learning_rate: float, checkpoint_dir: str | Path | None,
+    learning_rate: float, checkpoint_dir: str | Path | None, qat_epochs: int = 0,
 ) -> Any:
     """``model`` fine-tuned with its stored 1×1 layers clustered to ``clusters`` centroids, then stripped.
 
     The LUT peer's recipe (``hyper-tinypw cluster`` and the frontier's lut/hyperlut points): clustering
     starts from the trained weights; the result is a plain model whose 1×1 kernels hold at most ``clusters``
-    values, exported with post-training quantization (QAT's weight updates would undo the clusters) and
-    ``lut_bits=peers.bits_for_clusters(clusters)``.
+    values, exported with ``lut_bits=peers.bits_for_clusters(clusters)``. With ``qat_epochs`` it is then
+    fine-tuned with cluster-preserving QAT (plain QAT's weight updates would undo the clusters) and the
+    result is a QAT model (``quantization.without_cluster_preservation``, so it saves and exports like any
+    other); without, a float model for post-training quantization.
     """
-    from hyper_tinypw_tf import clustering, training
+    from hyper_tinypw_tf import clustering, quantization, training
 
     training.set_seed(config.seed)
     wrapped = clustering.cluster_pointwise(model, clusters)
     fit_model(wrapped, datasets, info, config, epochs, learning_rate, checkpoint_dir)
-    return clustering.strip(wrapped)
+    clustered = clustering.strip(wrapped)
+    if qat_epochs <= 0:
+        return clustered
+    cqat = quantization.quantize_model(clustered, preserve_clusters=True)
+    fit_model(cqat, datasets, info, config, qat_epochs, learning_rate,
+              None if checkpoint_dir is None else Path(checkpoint_dir) / "cqat")
+    return quantization.without_cluster_preservation(cqat, clustered)
 
 
 def build_model(preset: str, info: Any, train: Iterable[Any], side: str, generator: dict | None = None) -> Any:
