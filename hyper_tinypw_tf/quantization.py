@@ -9,8 +9,11 @@ Every other layer keeps tfmot's default 8-bit scheme.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,9 +241,42 @@ def _shared_only_by_generators(model: keras.Model) -> bool:
     return all(count == 1 or key in generator_ids for key, count in seen.items())
 
 
-class _DropDuplicatesWarning(logging.Filter):
+class _DropRecords(logging.Filter):
+    """Drops the log records for which ``drop(message)`` is true."""
+
+    def __init__(self, drop: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._drop = drop
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return _DUPLICATES_WARNING not in record.getMessage()
+        return not self._drop(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tf_log_without(drop: Callable[[str], bool]) -> Iterator[None]:
+    """TensorFlow's log without the records ``drop`` picks, while the block runs."""
+    tf_logger, dropper = logging.getLogger("tensorflow"), _DropRecords(drop)
+    tf_logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(dropper)
+
+
+def cqat_training_log(cqat_model: keras.Model) -> contextlib.AbstractContextManager:
+    """Training a CQAT model without the optimizer's warning that its clustered kernels get no gradient.
+
+    That is CQAT by design: the centroids train and each step writes them into the kernel. The warning
+    is dropped only when every variable it names is such a kernel; any other is printed as TensorFlow wrote it.
+    """
+    clustered = {layer.weights[0].name for layer in cqat_model.layers
+                 if any(_leaf(w, layer) == _CQAT_VARIABLES[0] for w in layer.weights)}
+
+    def only_clustered_kernels(message: str) -> bool:
+        named = re.match(r"Gradients do not exist for variables (\[.*?\]) when minimizing", message)
+        return bool(named) and set(ast.literal_eval(named.group(1))) <= clustered
+
+    return _tf_log_without(only_clustered_kernels)
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
@@ -252,12 +288,6 @@ def save_model(model: keras.Model, path: str | Path) -> None:
     variable it is printed as tf_keras wrote it.
     """
     quiet = str(path).endswith((".h5", ".hdf5")) and _shared_only_by_generators(model)
-    tf_logger = logging.getLogger("tensorflow")
-    drop = _DropDuplicatesWarning()
-    if quiet:
-        tf_logger.addFilter(drop)
-    try:
+    with _tf_log_without(lambda message: quiet and _DUPLICATES_WARNING in message):
         with atomic.atomic_path(path) as tmp:
             model.save(tmp)
-    finally:
-        tf_logger.removeFilter(drop)

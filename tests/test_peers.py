@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 
 import numpy as np
 import pytest
@@ -122,8 +124,37 @@ def _qat_trained(clustered: keras.Model, preserve_clusters: bool) -> keras.Model
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     qat.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
     x, y = _calibration(64), np.random.default_rng(0).integers(0, 3, 64)
-    qat.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    with quantization.cqat_training_log(qat) if preserve_clusters else contextlib.nullcontext():
+        qat.fit(x, y, batch_size=16, epochs=2, verbose=0)
     return qat
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_cqat_log_drops_only_the_clustered_kernels_no_gradient_warning():
+    """CQAT's kernels get no gradient by design (the centroids train); any other such variable is still reported."""
+    from hyper_tinypw_tf import quantization
+
+    _, clustered, _ = _stored_and_clustered(8)
+    records, tf_logger = _Records(), logging.getLogger("tensorflow")
+    tf_logger.addHandler(records)
+    try:
+        _qat_trained(clustered, preserve_clusters=True)
+        assert not [m for m in records.messages if "Gradients do not exist" in m]
+        with quantization.cqat_training_log(quantization.quantize_model(clustered, preserve_clusters=True)):
+            for names in (["pw2/kernel:0"], ["pw2/kernel:0", "dw1/depthwise_kernel:0"]):
+                tf_logger.warning("Gradients do not exist for variables %s when minimizing the loss.", names)
+    finally:
+        tf_logger.removeHandler(records)
+    assert [m for m in records.messages if "Gradients do not exist" in m] == [
+        "Gradients do not exist for variables ['pw2/kernel:0', 'dw1/depthwise_kernel:0'] when minimizing the loss."]
 
 
 def test_cluster_preserving_qat_keeps_the_clusters_plain_qat_undoes_them(tmp_path):

@@ -136,8 +136,9 @@ def cluster_model(
     if qat_epochs <= 0:
         return clustered
     cqat = quantization.quantize_model(clustered, preserve_clusters=True)
-    fit_model(cqat, datasets, info, config, qat_epochs, learning_rate,
-              None if checkpoint_dir is None else Path(checkpoint_dir) / "cqat")
+    with quantization.cqat_training_log(cqat):
+        fit_model(cqat, datasets, info, config, qat_epochs, learning_rate,
+                  None if checkpoint_dir is None else Path(checkpoint_dir) / "cqat")
     return quantization.without_cluster_preservation(cqat, clustered)
 
 
