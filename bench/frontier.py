@@ -16,8 +16,9 @@ The protocol is ``--protocol=cv:5`` unless given: every record or speaker is tes
 five test folds are pooled before scoring.
 
 Every point is trained with the main job's functions (``pipeline.fit_model``, the same schedule, QAT and
-export), turned into a ``.tflite`` and scored in TFLM (``pipeline.predictor``: a hyper file through the
-HyperTinyPW op in the host runner). Points: the stored CNN at several widths; hyper models
+export), turned into a ``.tflite`` and scored in TFLM (``pipeline.predictor``: a hyper file expanded, its
+first examples checked through the HyperTinyPW op in the host runner). Points: the stored CNN at several
+widths; hyper models
 (tiled at several code/tile sizes, the paper's dense and factorized heads, distillation on/off);
 and the stored CNN clustered by tfmot to 16 and 8 centroids (one fine-tuning epoch from the trained
 stored model) then LUT-compressed by ``tflite_micro.compression`` (``export.peers.lut_compress``).
@@ -432,7 +433,7 @@ def _fit_file(point: Point, seed: int, ctx: Context, points: dict[str, Point], o
 
 
 def _scores(model_file: Path, ctx: Context) -> Any:
-    """The file's test predictions in TFLM (a hyper file through the HyperTinyPW op) with its validation-tuned
+    """The file's test predictions in TFLM (``pipeline.predictor``) with its validation-tuned
     decision rule, as ``crossval.FoldScores``; the logits are kept in ``scores.npz`` beside the file."""
     from hyper_tinypw_tf import crossval
     from hyper_tinypw_tf.app import stages
@@ -628,8 +629,10 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
         + ("training clips augmented (time shift, background noise); " if args.task == "speech_commands" else "")
         + f"examples per split {'(fold 0) ' if cv else ''}{clips}"
         + (f"; records {records}" if records and not cv else "") + ".  ",
-        "Every metric is measured on the exported `.tflite` in TFLM (hyper files through the HyperTinyPW op in "
-        "the host runner). SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
+        "Every metric is measured on the exported `.tflite` in TFLM (a hyper file as its expanded file in the "
+        "tflite_micro wheel, bit-exact with the file itself through the HyperTinyPW op in the host runner, which is "
+        "checked on the first examples of every scoring; runs before 2026-12-07 scored through the op itself). "
+        "SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
         "generated kernel's buffer. CI columns: 95% t-interval of the mean over seeds (needs ≥ 2 seeds), and the "
         "first seed's clustered bootstrap CI over records/speakers of the pooled predictions, with its half-width. "
         "Best epoch: median over folds and seeds of the epoch early stopping kept; 'max hit': runs whose best "

@@ -336,6 +336,21 @@ def test_main_job_check_runs_the_hyper_file_through_the_op(tmp_path) -> None:
                          calibration(16, seed=3))
 
 
+def test_scoring_a_hyper_file_expands_it_and_checks_the_op_first(tmp_path) -> None:
+    """``pipeline.op_predict`` (evaluate, the frontier): the expanded file's logits, raising when the file run
+    through the op disagrees with the bytes it expands (here: another model's file at that path)."""
+    from hyper_tinypw_tf.app import pipeline
+
+    x = calibration(pipeline.OP_CHECK_EXAMPLES + 6, seed=3)
+    data = _hyper("paper_dense", fmt.MODE_BOOT)
+    logits = pipeline.op_predict(_write(tmp_path, "h.tflite", data), data, x)
+    through_op = interpreters.predict(data, x, run=lambda q: run.run(tmp_path / "h.tflite", q).outputs.reshape(
+        len(q), -1))
+    assert logits.shape == (len(x), through_op.shape[1]) and np.array_equal(logits, through_op)
+    with pytest.raises(RuntimeError, match="examples give outputs other than the folded file's"):
+        pipeline.op_predict(_write(tmp_path, "other.tflite", _hyper("tiled", fmt.MODE_BOOT)), data, x)
+
+
 def test_export_budget_prints_the_choice_per_layer(tmp_path) -> None:
     lines: list[str] = []
     path = tmp_path / "b.tflite"

@@ -204,15 +204,23 @@ def tflm_predict(data: bytes, x: np.ndarray) -> np.ndarray:
     return interpreters.predict(tflm_runnable(data)[0], x, "tflm")
 
 
-OP_RUNTIME = "tflm (HyperTinyPW op, host runner)"
+OP_CHECK_EXAMPLES = 64
+OP_RUNTIME = (f"tflm (expanded; the file itself through the HyperTinyPW op in the host runner gave equal outputs "
+              f"on the first {OP_CHECK_EXAMPLES} examples)")
 
 
 def op_predict(path: Path, data: bytes, x: np.ndarray) -> np.ndarray:
-    """Logits of the hyper file at ``path`` run through the HyperTinyPW op in the host TFLM runner."""
-    from hyper_tinypw_tf.export import interpreters
-    from tflm_harness import run
+    """Logits of the hyper file at ``path`` in TFLM, checked through the HyperTinyPW op.
 
-    return interpreters.predict(data, x, run=lambda q: run.run(path, q).outputs.reshape(len(q), -1))
+    All of ``x`` runs as the expanded folded file in the tflite_micro wheel: bit-exact with the op
+    (``tests/test_tflm_kernel.py``) and several times faster than the host runner, whose pinned TFLM
+    reference conv is slower than the wheel's (``python -m bench.bench_scoring``, BENCHMARKS ``scoring``).
+    The first :data:`OP_CHECK_EXAMPLES` examples also run through the op (:func:`check_through_op`),
+    so a file whose op disagrees with its expansion raises instead of scoring.
+    """
+    folded = tflm_runnable(data)[0]
+    check_through_op(path, folded, np.asarray(x)[:OP_CHECK_EXAMPLES])
+    return tflm_predict(folded, x)
 
 
 def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str, Any]:
