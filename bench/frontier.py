@@ -629,9 +629,9 @@ def section(task: str, rows: list[dict[str, Any]], result: dict[str, Any], args:
         + ("training clips augmented (time shift, background noise); " if args.task == "speech_commands" else "")
         + f"examples per split {'(fold 0) ' if cv else ''}{clips}"
         + (f"; records {records}" if records and not cv else "") + ".  ",
-        "Every metric is measured on the exported `.tflite` in TFLM (a hyper file as its expanded file in the "
-        "tflite_micro wheel, bit-exact with the file itself through the HyperTinyPW op in the host runner, which is "
-        "checked on the first examples of every scoring; runs before 2026-12-07 scored through the op itself). "
+        "Every metric is measured on the exported `.tflite` in TFLM (a hyper file through the HyperTinyPW op in "
+        "the host runner, or, from commit 3a3c1c6 on, as its expanded file in the tflite_micro wheel with the op "
+        "checked on the first 64 examples: the two give equal outputs, BENCHMARKS `scoring`). "
         "SRAM boot = TFLM arena + cached generated kernels; SRAM stream = arena + the largest "
         "generated kernel's buffer. CI columns: 95% t-interval of the mean over seeds (needs ≥ 2 seeds), and the "
         "first seed's clustered bootstrap CI over records/speakers of the pooled predictions, with its half-width. "

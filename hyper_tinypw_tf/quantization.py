@@ -241,26 +241,19 @@ def _shared_only_by_generators(model: keras.Model) -> bool:
     return all(count == 1 or key in generator_ids for key, count in seen.items())
 
 
-class _DropRecords(logging.Filter):
-    """Drops the log records for which ``drop(message)`` is true."""
-
-    def __init__(self, drop: Callable[[str], bool]) -> None:
-        super().__init__()
-        self._drop = drop
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not self._drop(record.getMessage())
-
-
 @contextlib.contextmanager
 def _tf_log_without(drop: Callable[[str], bool]) -> Iterator[None]:
-    """TensorFlow's log without the records ``drop`` picks, while the block runs."""
-    tf_logger, dropper = logging.getLogger("tensorflow"), _DropRecords(drop)
-    tf_logger.addFilter(dropper)
+    """TensorFlow's log without the records whose message ``drop`` picks, while the block runs."""
+    tf_logger = logging.getLogger("tensorflow")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not drop(record.getMessage())
+
+    tf_logger.addFilter(keep)
     try:
         yield
     finally:
-        tf_logger.removeFilter(dropper)
+        tf_logger.removeFilter(keep)
 
 
 def cqat_training_log(cqat_model: keras.Model) -> contextlib.AbstractContextManager:
@@ -269,6 +262,7 @@ def cqat_training_log(cqat_model: keras.Model) -> contextlib.AbstractContextMana
     That is CQAT by design: the centroids train and each step writes them into the kernel. The warning
     is dropped only when every variable it names is such a kernel; any other is printed as TensorFlow wrote it.
     """
+    # A wrapper's first weight is its layer's kernel (``layer.layer.kernel`` is the quantized tensor after a call).
     clustered = {layer.weights[0].name for layer in cqat_model.layers
                  if any(_leaf(w, layer) == _CQAT_VARIABLES[0] for w in layer.weights)}
 

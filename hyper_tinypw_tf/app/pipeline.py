@@ -218,9 +218,11 @@ def op_predict(path: Path, data: bytes, x: np.ndarray) -> np.ndarray:
     The first :data:`OP_CHECK_EXAMPLES` examples also run through the op (:func:`check_through_op`),
     so a file whose op disagrees with its expansion raises instead of scoring.
     """
+    from hyper_tinypw_tf.export import interpreters
+
     folded = tflm_runnable(data)[0]
     check_through_op(path, folded, np.asarray(x)[:OP_CHECK_EXAMPLES])
-    return tflm_predict(folded, x)
+    return interpreters.predict(folded, x, "tflm")
 
 
 def check_through_op(model_file: Path, folded: bytes, x: np.ndarray) -> dict[str, Any]:
