@@ -25,7 +25,9 @@ stored model) then LUT-compressed by ``tflite_micro.compression`` (``export.peer
 
 Each (point, seed, fold) writes ``OUT/POINT/seedS/foldF/result.json`` and ``scores.npz`` (the TFLM logits)
 and is skipped when they exist; training checkpoints every epoch, so a killed run resumes with the same
-numbers. The pooled result of a (point, seed) is ``OUT/POINT/seedS/result.json``. Without ``--quick``
+numbers. The pooled result of a (point, seed) is ``OUT/POINT/seedS/result.json``. ``OUT/settings.json``
+records the settings the cached results depend on (``RESULT_SETTINGS``); a run under other settings is refused
+rather than mixed into the folder. Without ``--quick``
 the script writes the ``frontier_<task>`` section of BENCHMARKS.md and ``docs/frontier_<task>.png``;
 with ``--quick`` both go under ``--out`` (CI must not touch the repo).
 The folds are fixed by the records or speakers and K; seeds vary initialization and shuffling.
@@ -741,10 +743,43 @@ def paired_gap(ctxs: list[Context], seeds: int) -> Any:
     return gap
 
 
+# The arguments every cached result in --out depends on (what a point, a seed and a fold do not name).
+RESULT_SETTINGS = ("task", "data_dir", "protocol", "split_seed", "records", "quick", "rr_features", "beat_template",
+                   "epochs", "patience", "schedule", "monitor", "class_weight_power", "qat_epochs", "learning_rate",
+                   "n_boot")
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` whose cached results were made under other settings; record them on first use.
+
+    The cache is keyed by point, seed and fold only, so continuing a run with another schedule or other
+    input channels would mix two experiments in one table without a word. ``OUT/settings.json`` holds
+    the settings of the run that made the folder; a setting it does not list is not checked.
+
+    Raises:
+      SystemExit: a setting differs, naming it, both values and the folder.
+    """
+    from hyper_tinypw_tf.app import stages
+
+    mine = {key: (str(value) if isinstance(value, Path) else value)
+            for key, value in ((k, getattr(args, k)) for k in RESULT_SETTINGS)}
+    path = args.out / "settings.json"
+    if not path.exists():
+        args.out.mkdir(parents=True, exist_ok=True)
+        stages.write_json(path, mine)
+        return
+    theirs = json.loads(path.read_text())
+    differ = [f"{k}={theirs[k]!r} there, {mine[k]!r} here" for k in mine if k in theirs and theirs[k] != mine[k]]
+    if differ:
+        raise SystemExit(f"frontier: --out {args.out} holds results made under other settings ({'; '.join(differ)}); "
+                         f"give another --out, or the settings in {path}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the points over seeds, aggregate, answer, write the section, the plot and ``frontier.json``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse(argv)
+    check_settings(args)
     start = time.monotonic()
     points = resolve_points(args.task, [p for p in args.points.split(",") if p])
     by_name = {p.name: p for p in points}

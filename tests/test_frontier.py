@@ -154,3 +154,17 @@ def test_m4_cell_says_why_a_file_could_not_run(tmp_path, monkeypatch, name, erro
     measured = frontier.measure_fit(point, 0, ctx)
     assert json.loads((tmp_path / name / "seed0" / "fit.json").read_text()) == measured
     assert fa._m4_cell({"m4": measured}, "boot") == cell
+
+
+def test_an_out_folder_refuses_a_run_under_other_settings(tmp_path):
+    """The cache is keyed by point, seed and fold: another schedule or input must not continue a folder."""
+    argv = ["--task=mitdb_aami", f"--out={tmp_path}", "--epochs=25", "--patience=6"]
+    frontier.check_settings(frontier.parse(argv))
+    recorded = json.loads((tmp_path / "settings.json").read_text())
+    assert recorded["epochs"] == 25 and recorded["beat_template"] is True
+    frontier.check_settings(frontier.parse([*argv, "--tag=again", "--points=stored_28k"]))  # same settings: fine
+    with pytest.raises(SystemExit, match=r"beat_template=True there, False here; epochs=25 there, 30 here"):
+        frontier.check_settings(frontier.parse([*argv[:2], "--epochs=30", "--patience=6", "--no-beat_template"]))
+    # A folder from before settings.json, or a setting the file does not list, is not checked.
+    (tmp_path / "settings.json").write_text(json.dumps({"task": "mitdb_aami"}))
+    frontier.check_settings(frontier.parse([*argv[:2], "--epochs=30"]))
