@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._report import BENCHMARKS_PATH, machine_line, write_section
-from hyper_tinypw_tf import crossval, data, evaluation, tasks
+from hyper_tinypw_tf import crossval, data, evaluation, tasks, training
 
 TASK = "mitdb_aami"
 COMMAND = "python -m bench.bench_aami_reference"
@@ -55,10 +55,10 @@ def fold_scores(fold: int, folds: int, data_dir: Path, seed: int, weight_power: 
     arrays, info = data.load_arrays(TASK, data_dir, data.LoadOptions(quiet=True), protocol=f"cv:{folds}",
                                     fold=fold, rr_features=True, beat_template=True)
     train = arrays["train"]
-    counts = np.bincount(train.y, minlength=info.num_classes).astype(np.float64)
-    weights = (counts.sum() / np.maximum(counts, 1)) ** weight_power
+    weights = training.balanced_class_weight(train.y, info.num_classes, weight_power)
+    per_example = np.array([weights[c] for c in range(info.num_classes)])[train.y]
     trees = HistGradientBoostingClassifier(max_iter=200, random_state=seed)
-    trees.fit(beat_features(train.x), train.y, sample_weight=weights[train.y])
+    trees.fit(beat_features(train.x), train.y, sample_weight=per_example)
 
     def log_probabilities(split: str) -> np.ndarray:
         out = np.full((len(arrays[split].y), info.num_classes), -30.0)  # classes absent from training: ~0
@@ -77,9 +77,7 @@ def frontier_scores(point_dir: Path, folds: int) -> crossval.FoldScores:
         path = point_dir / f"fold{fold}" / "scores.npz"
         if not path.exists():
             raise FileNotFoundError(f"--compare {point_dir}: {path} is missing (run that fold of the frontier first)")
-        with np.load(path) as z:
-            parts.append(crossval.FoldScores.from_logits(fold, z["test_logits"], z["test_labels"], z["test_groups"],
-                                                         z["val_logits"], z["val_labels"]))
+        parts.append(crossval.FoldScores.from_npz(fold, path))
     return crossval.pool(parts)
 
 
@@ -110,14 +108,20 @@ def main() -> None:
     report = pooled.evaluate(names, args.n_boot, args.seed, TASK)
     f1 = report.metrics["macro_f1"]
     lo, hi = report.ci["macro_f1"]
-    nsvf = float(np.mean([report.per_class[c]["f1"] for c in ("N", "S", "V", "F")]))
+    def nsvf(r: evaluation.EvaluationReport) -> float:
+        """Mean F1 over N, S, V, F: de Chazal's tables leave Q (8 beats in DS1) out."""
+        return float(np.mean([r.per_class[c]["f1"] for c in ("N", "S", "V", "F")]))
+
     lines = [f"- trees: macro-F1 **{f1:.3f}** [{lo:.3f}, {hi:.3f}] over {report.n_groups} records "
              f"({report.n_examples:,} beats); mean F1 over N, S, V, F (Q left out, as in de Chazal's tables): "
-             f"{nsvf:.3f}"]
+             f"{nsvf(report):.3f}"]
     for point_dir in args.compare:
         other = frontier_scores(point_dir, args.folds)
         diff = crossval.paired(pooled, other, args.n_boot, args.seed)["macro_f1"]
-        lines.append(f"- trees − `{point_dir.parent.name}` ({point_dir.name}, macro-F1 {diff.b:.3f}): "
+        theirs = other.evaluate(names, args.n_boot, args.seed, TASK)
+        lines.append(f"- trees − `{point_dir.parent.name}` ({point_dir.name}, macro-F1 {diff.b:.3f}, N/S/V/F mean F1 "
+                     f"{nsvf(theirs):.3f}, S sensitivity {theirs.per_class['S']['recall']:.3f} and PPV "
+                     f"{theirs.per_class['S']['precision']:.3f}): "
                      f"paired {diff.difference:+.3f} [{diff.ci[0]:+.3f}, {diff.ci[1]:+.3f}]")
         print(lines[-1], flush=True)
     compare = (" --compare " + " ".join(str(p) for p in args.compare)) if args.compare else ""

@@ -441,9 +441,7 @@ def _scores(model_file: Path, ctx: Context) -> Any:
     from hyper_tinypw_tf.app import stages
 
     cache = stages.score(model_file.with_name("scores.npz"), model_file, lambda: (ctx.datasets, ctx.info))
-    with np.load(cache) as z:
-        return crossval.FoldScores.from_logits(ctx.fold or 0, z["test_logits"], z["test_labels"], z["test_groups"],
-                                               z["val_logits"], z["val_labels"])
+    return crossval.FoldScores.from_npz(ctx.fold or 0, cache)
 
 
 def run_point(point: Point, seed: int, ctx: Context, points: dict[str, Point]) -> dict[str, Any]:
@@ -761,8 +759,7 @@ def check_settings(args: argparse.Namespace) -> None:
     """
     from hyper_tinypw_tf.app import stages
 
-    mine = {key: (str(value) if isinstance(value, Path) else value)
-            for key, value in ((k, getattr(args, k)) for k in RESULT_SETTINGS)}
+    mine = {k: str(v) if isinstance(v := getattr(args, k), Path) else v for k in RESULT_SETTINGS}
     path = args.out / "settings.json"
     if not path.exists():
         args.out.mkdir(parents=True, exist_ok=True)

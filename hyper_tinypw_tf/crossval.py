@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,13 @@ class FoldScores:
         val_scores = None if val_logits is None or not len(val_logits) else evaluation.softmax(val_logits)
         threshold = evaluation.decision_threshold(val_scores, val_labels, scores.shape[-1])
         return cls(fold, scores, np.asarray(test_labels, np.int64), np.asarray(test_groups).astype(str), threshold)
+
+    @classmethod
+    def from_npz(cls, fold: int, path: str | Path) -> FoldScores:
+        """One fold's scores as ``stages.score`` keeps them (``scores.npz``: test and validation logits)."""
+        with np.load(path) as z:
+            return cls.from_logits(fold, z["test_logits"], z["test_labels"], z["test_groups"],
+                                   z["val_logits"], z["val_labels"])
 
     def evaluate(self, class_names: Sequence[str], n_boot: int, seed: int,
                  task: str = "") -> evaluation.EvaluationReport:
